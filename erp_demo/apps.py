@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ErpDemoConfig(AppConfig):
+    name = "erp_demo"
+    verbose_name = "ERP demo"
+    default_auto_field = "django.db.models.BigAutoField"

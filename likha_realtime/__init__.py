@@ -1,0 +1,1 @@
+"""What flows: sockets, protocol handlers, collections, events and fan-out for Django ERPs."""

@@ -1,0 +1,26 @@
+"""App config for likha_realtime: registers the system checks of its settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.core import checks
+
+
+class LikhaRealtimeConfig(AppConfig):
+    name = "likha_realtime"
+    verbose_name = "Likha realtime"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        checks.register(check_realtime_settings)
+
+
+def check_realtime_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from likha_realtime.conf import realtime_settings
+
+    return [
+        checks.Error(message, hint="Fix the value in settings.LIKHA_REALTIME.", id="likha_realtime.E001")
+        for message in realtime_settings.errors()
+    ]

@@ -1,0 +1,1 @@
+"""Thin channels consumers: accept/deny, decode, dispatch."""

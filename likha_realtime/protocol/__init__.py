@@ -1,0 +1,1 @@
+"""Pure protocol pieces of the realtime sockets: decoding, message shapes, heartbeat state."""

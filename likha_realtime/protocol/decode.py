@@ -1,0 +1,61 @@
+"""Turns a raw WebSocket frame into a validated message object, or an ``InvalidPayload`` with the uid to echo."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from realtime_auth.protocol import InvalidPayload, MessageTooLarge, Uid, valid_uid
+
+UNPARSABLE = "Unable to parse the incoming message."
+
+
+class FrameError(InvalidPayload):
+    """A frame that is not a usable message; ``uid`` is the one to echo (when it could be read)."""
+
+    def __init__(self, message: str, uid: Uid = None) -> None:
+        super().__init__(message)
+        self.uid = uid
+
+
+class FrameTooLarge(MessageTooLarge):
+    pass
+
+
+def decode_frame(text: str | None, data: bytes | None, max_bytes: int, known_types: frozenset[str]) -> dict[str, Any]:
+    """A JSON object with a known string ``type`` and a valid ``uid``; raises ``FrameError`` otherwise."""
+    if text is None:
+        if data is not None and len(data) > max_bytes:
+            raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
+        raise FrameError("Binary frames are not supported; send JSON text frames.")
+    if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
+        raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FrameError(UNPARSABLE) from exc
+    if not isinstance(message, dict):
+        raise FrameError(f"Invalid message: expected a JSON object, received {_json_kind(message)}.")
+    uid = message.get("uid")
+    if not valid_uid(uid):
+        raise FrameError('Invalid message: "uid" must be a string or a number.')
+    kind = message.get("type")
+    if kind is None:
+        raise FrameError('Invalid message: "type" is required.', uid)
+    if not isinstance(kind, str):
+        raise FrameError('Invalid message: "type" must be a string.', uid)
+    if kind not in known_types:
+        raise FrameError(f'Invalid message: unknown type "{kind[:64]}".', uid)
+    return message
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"

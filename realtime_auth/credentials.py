@@ -1,0 +1,77 @@
+"""The three credential kinds of an ``auth`` message or ``connection_init`` payload, and logging in with them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from realtime_auth import tokens
+from realtime_auth.protocol import AuthError
+from realtime_auth.session import Identity
+
+
+class Kind(StrEnum):
+    ACCESS_TOKEN = "access_token"
+    PASSWORD = "password"
+    REFRESH_TOKEN = "refresh_token"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    kind: Kind
+    secret: str  # the token, or the password
+    email: str = ""
+
+    def __repr__(self) -> str:  # never show secrets in logs or tracebacks
+        return f"Credentials(kind={self.kind!s}, email={self.email!r})"
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    identity: Identity
+    refresh_token: str | None = None  # a new refresh token (password and refresh logins)
+
+
+def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
+    """Exactly one credential set, with string values; other keys are ignored. ``AuthError`` otherwise."""
+    has_access = "access_token" in payload
+    has_password = "email" in payload or "password" in payload
+    has_refresh = "refresh_token" in payload
+    if has_access + has_password + has_refresh != 1:
+        raise AuthError()
+    if has_access:
+        return Credentials(Kind.ACCESS_TOKEN, _text(payload, "access_token"))
+    if has_refresh:
+        return Credentials(Kind.REFRESH_TOKEN, _text(payload, "refresh_token"))
+    return Credentials(Kind.PASSWORD, _text(payload, "password"), _text(payload, "email"))
+
+
+def _text(payload: Mapping[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise AuthError()
+    return value
+
+
+def verify_access_token(raw: str) -> Identity:
+    verified = tokens.verify_access(raw)
+    return Identity(verified.user, verified.expires_at, verified.session_id)
+
+
+def authenticate_sync(credentials: Credentials) -> AuthResult:
+    """Log in with any credential kind; raises an ``AuthError`` subclass when refused."""
+    if credentials.kind is Kind.ACCESS_TOKEN:
+        return AuthResult(verify_access_token(credentials.secret))
+    if credentials.kind is Kind.PASSWORD:
+        user, pair = tokens.login(credentials.email, credentials.secret)
+    else:
+        user, pair = tokens.rotate(credentials.secret)
+    return AuthResult(Identity(user, pair.access_expires_at, pair.session_id), pair.refresh)
+
+
+authenticate = database_sync_to_async(authenticate_sync)
+verify_url_token = database_sync_to_async(verify_access_token)

@@ -1,0 +1,123 @@
+"""Wire vocabulary shared by every socket: close codes, error codes, coded exceptions and the error envelope."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+from typing import Any
+
+Uid = str | int | float | None
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes of PROTOCOL §4; each closes with its ``reason``."""
+
+    NORMAL = 1000
+    BAD_REQUEST = 4400
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    HEARTBEAT_TIMEOUT = 4408
+    MESSAGE_TOO_LARGE = 4413
+    TOO_MANY_REQUESTS = 4429
+
+    @property
+    def reason(self) -> str:
+        return _REASONS[self]
+
+
+_REASONS = {
+    CloseCode.NORMAL: "",
+    CloseCode.BAD_REQUEST: "Bad Request",
+    CloseCode.UNAUTHORIZED: "Unauthorized",
+    CloseCode.FORBIDDEN: "Forbidden",
+    CloseCode.HEARTBEAT_TIMEOUT: "Heartbeat Timeout",
+    CloseCode.MESSAGE_TOO_LARGE: "Message Too Large",
+    CloseCode.TOO_MANY_REQUESTS: "Too Many Requests",
+}
+
+
+class ErrorCode(StrEnum):
+    AUTH_FAILED = "AUTH_FAILED"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    AUTH_TIMEOUT = "AUTH_TIMEOUT"
+    INVALID_PAYLOAD = "INVALID_PAYLOAD"
+    INVALID_COLLECTION = "INVALID_COLLECTION"
+    INVALID_QUERY = "INVALID_QUERY"
+    FORBIDDEN = "FORBIDDEN"
+    RECORD_NOT_UNIQUE = "RECORD_NOT_UNIQUE"
+    REQUESTS_EXCEEDED = "REQUESTS_EXCEEDED"
+    INTERNAL = "INTERNAL"
+
+
+class RealtimeError(Exception):
+    """An error that is answered with the error envelope; ``close_code`` set means the socket closes after it."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    default_message = "An unexpected error occurred."
+    close_code: CloseCode | None = None
+
+    def __init__(self, message: str | None = None, *, close_code: CloseCode | None = None) -> None:
+        self.message = message or self.default_message
+        if close_code is not None:
+            self.close_code = close_code
+        super().__init__(self.message)
+
+
+class InvalidPayload(RealtimeError):
+    code = ErrorCode.INVALID_PAYLOAD
+    default_message = "Invalid payload."
+
+
+class Forbidden(RealtimeError):
+    code = ErrorCode.FORBIDDEN
+    default_message = "You don't have permission to access this."
+
+
+class MessageTooLarge(InvalidPayload):
+    default_message = "Message too large."
+    close_code = CloseCode.MESSAGE_TOO_LARGE
+
+
+class AuthError(RealtimeError):
+    """Credentials were missing, malformed or refused."""
+
+    code = ErrorCode.AUTH_FAILED
+    default_message = "Authentication failed."
+
+
+class HandshakeFailed(AuthError):
+    default_message = "Authentication handshake failed."
+    close_code = CloseCode.UNAUTHORIZED
+
+
+class TokenExpired(AuthError):
+    code = ErrorCode.TOKEN_EXPIRED
+    default_message = "Token expired."
+
+
+class AuthTimeout(AuthError):
+    code = ErrorCode.AUTH_TIMEOUT
+    default_message = "Authentication timed out."
+
+
+def error_frame(context: str, error: RealtimeError, uid: Uid = None) -> dict[str, Any]:
+    """The error envelope of PROTOCOL §4: ``type``, ``status``, ``error``, then ``uid`` when one was sent."""
+    frame: dict[str, Any] = {
+        "type": context,
+        "status": "error",
+        "error": {"code": str(error.code), "message": error.message},
+    }
+    if uid is not None:
+        frame["uid"] = uid
+    return frame
+
+
+def with_uid(frame: dict[str, Any], uid: Uid) -> dict[str, Any]:
+    """``frame`` with ``uid`` appended last (key order matters to Directus clients), when one was sent."""
+    if uid is not None:
+        frame["uid"] = uid
+    return frame
+
+
+def valid_uid(value: Any) -> bool:
+    """uids are strings or numbers (not booleans)."""
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))

@@ -1,0 +1,1 @@
+"""The runnable Likha ERP Realtime project: settings, ASGI application and URLs."""

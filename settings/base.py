@@ -1,0 +1,168 @@
+"""Django settings of the runnable project, filled from environment variables (docs/CONFIGURATION.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from settings.env import Env, EnvError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env()
+
+AUTH_MODES = ("public", "handshake", "strict")
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
+SOCKETS = {"REST": "/websockets", "GRAPHQL": "/graphql", "LOGS": "/websockets/logs"}
+
+SECRET_KEY = env.str("SECRET_KEY", "insecure-dev-key-change-me-in-production-0123456789abcdef")
+DEBUG = env.bool("DEBUG", False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "channels",
+    "realtime_auth",
+    "likha_realtime",
+    "erp_demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "settings.urls"
+ASGI_APPLICATION = "settings.asgi.application"
+AUTH_USER_MODEL = "realtime_auth.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_database_url = env.raw("DATABASE_URL")
+if _database_url:
+    try:
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
+    except ValueError as exc:
+        raise EnvError("DATABASE_URL", _database_url, "a URL such as postgres://user@host:5432/name") from exc
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env.str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_redis_url = env.raw("REDIS_URL")
+if _redis_url:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py's default asyncio pool (100) overflows under connect storms (DESIGN.md).
+                "hosts": [{"address": _redis_url, "max_connections": env.int("REDIS_MAX_CONNECTIONS", 1000, 1)}],
+                "prefix": env.str("REDIS_PREFIX", "likha"),
+                "capacity": env.int("REDIS_CHANNEL_CAPACITY", 1000, 1),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+
+ACCESS_TOKEN_TTL = env.duration("ACCESS_TOKEN_TTL", 15 * 60, minimum=1)
+REFRESH_TOKEN_TTL = env.duration("REFRESH_TOKEN_TTL", 7 * 86400, minimum=1)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "EXCEPTION_HANDLER": "realtime_auth.http.exception_handler",
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ACCESS_TOKEN_TTL),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=REFRESH_TOKEN_TTL),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", SECRET_KEY),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+
+def _socket_settings(name: str, path: str) -> dict[str, object]:
+    prefix = f"WEBSOCKETS_{name}"
+    return {
+        f"{name}_ENABLED": env.bool(f"{prefix}_ENABLED", True),
+        f"{name}_PATH": env.str(f"{prefix}_PATH", path),
+        f"{name}_AUTH": env.choice(f"{prefix}_AUTH", "handshake", AUTH_MODES),
+        f"{name}_AUTH_TIMEOUT": env.duration(f"{prefix}_AUTH_TIMEOUT", 10, minimum=0.1),
+        f"{name}_CONN_LIMIT": env.int(f"{prefix}_CONN_LIMIT", None, minimum=1),
+    }
+
+
+LIKHA_REALTIME: dict[str, object] = {
+    "ENABLED": env.bool("WEBSOCKETS_ENABLED", True),
+    "HEARTBEAT_ENABLED": env.bool("WEBSOCKETS_HEARTBEAT_ENABLED", True),
+    "HEARTBEAT_PERIOD": env.duration("WEBSOCKETS_HEARTBEAT_PERIOD", 30, minimum=1),
+    "LOGS_LEVEL": env.choice("WEBSOCKETS_LOGS_LEVEL", "info", LOG_LEVELS),
+    "LOGS_STYLE": env.choice("WEBSOCKETS_LOGS_STYLE", "pretty", ("pretty", "raw")),
+    "MESSAGE_MAX_BYTES": env.int("WEBSOCKETS_MESSAGE_MAX_BYTES", 1024 * 1024, minimum=1024),
+    "QUERY_LIMIT_DEFAULT": env.int("QUERY_LIMIT_DEFAULT", 100, minimum=1),
+    "QUERY_LIMIT_MAX": env.int("QUERY_LIMIT_MAX", 1000, minimum=1),
+    "PUBLIC_ROLE": env.str("PUBLIC_ROLE", "Public"),
+}
+for _name, _path in SOCKETS.items():
+    LIKHA_REALTIME.update(_socket_settings(_name, _path))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {
+        "handlers": ["console"],
+        "level": env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+    },
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}

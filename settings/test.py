@@ -1,0 +1,7 @@
+"""Settings for the test suite: the base settings with fast hashing and an in-memory channel layer."""
+
+from settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Unit and consumer tests run in one process; live tests start daphne with settings.base and Redis.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

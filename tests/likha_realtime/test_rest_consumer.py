@@ -1,0 +1,397 @@
+"""The REST consumer over channels' WebsocketCommunicator: auth in the three modes, errors, heartbeat, limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+
+from likha_realtime.consumers.rest import RestConsumer
+from realtime_auth import tokens
+from realtime_auth.models import User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODES = ["public", "handshake", "strict"]
+
+
+def realtime(**values: Any) -> override_settings:
+    from django.conf import settings
+
+    return override_settings(LIKHA_REALTIME={**settings.LIKHA_REALTIME, **values})
+
+
+class ShiftedClockConsumer(RestConsumer):
+    """A REST consumer whose wall clock runs ``offset`` seconds ahead, so expiry happens without sleeping."""
+
+    offset: ClassVar[float] = 0.0
+    timer = staticmethod(lambda: time.time() + ShiftedClockConsumer.offset)
+
+
+@pytest.fixture
+def admin() -> User:
+    return User.objects.create_superuser("admin@example.com", "admin-password")
+
+
+@pytest.fixture
+def editor() -> User:
+    return User.objects.create_user("editor@example.com", "editor-password")
+
+
+@pytest.fixture
+def pair(editor: User) -> tokens.TokenPair:
+    return tokens.issue_pair(editor)
+
+
+async def open_socket(path: str = "/websockets", consumer: Any = RestConsumer) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(consumer.as_asgi(), path)
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
+    output = await comm.receive_output(timeout=3)
+    assert output["type"] == "websocket.close", output
+    return output["code"], output.get("reason")
+
+
+@pytest.fixture
+async def public_socket() -> AsyncIterator[WebsocketCommunicator]:
+    with realtime(REST_AUTH="public"):
+        comm = await open_socket()
+        yield comm
+        await comm.disconnect()
+
+
+def auth_error(code: str, message: str, **uid: Any) -> dict[str, Any]:
+    return {"type": "auth", "status": "error", "error": {"code": code, "message": message}, **uid}
+
+
+def server_error(message: str, **uid: Any) -> dict[str, Any]:
+    return {"type": "server", "status": "error", "error": {"code": "INVALID_PAYLOAD", "message": message}, **uid}
+
+
+# -- connect --------------------------------------------------------------------------------------------------
+
+
+async def test_strict_mode_rejects_a_missing_token_before_accept() -> None:
+    with realtime(REST_AUTH="strict"):
+        comm = WebsocketCommunicator(RestConsumer.as_asgi(), "/websockets")
+        connected, _ = await comm.connect()
+        assert connected is False
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_invalid_url_token_is_rejected_before_accept_in_every_mode(mode: str) -> None:
+    with realtime(REST_AUTH=mode):
+        comm = WebsocketCommunicator(RestConsumer.as_asgi(), "/websockets?access_token=garbage")
+        connected, _ = await comm.connect()
+        assert connected is False
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_valid_url_token_authenticates_in_every_mode(mode: str, pair: tokens.TokenPair) -> None:
+    with realtime(REST_AUTH=mode):
+        comm = await open_socket(f"/websockets?access_token={pair.access}")
+        await comm.send_json_to({"type": "ping", "uid": "p"})
+        assert await comm.receive_json_from() == {"type": "pong", "uid": "p"}
+        await comm.disconnect()
+
+
+async def test_a_refresh_token_on_the_url_is_not_an_access_token(pair: tokens.TokenPair) -> None:
+    with realtime(REST_AUTH="public"):
+        comm = WebsocketCommunicator(RestConsumer.as_asgi(), f"/websockets?access_token={pair.refresh}")
+        connected, _ = await comm.connect()
+        assert connected is False
+
+
+async def test_public_mode_answers_pings_without_auth(public_socket: WebsocketCommunicator) -> None:
+    await public_socket.send_json_to({"type": "ping"})
+    assert await public_socket.receive_json_from() == {"type": "pong"}
+
+
+# -- credentials ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["public", "handshake"])
+async def test_email_and_password_login_replies_with_a_rotatable_refresh_token(mode: str, editor: User) -> None:
+    with realtime(REST_AUTH=mode):
+        comm = await open_socket()
+        await comm.send_json_to(
+            {"type": "auth", "email": "editor@example.com", "password": "editor-password", "uid": 1}
+        )
+        reply = await comm.receive_json_from()
+        assert list(reply) == ["type", "status", "refresh_token", "uid"]
+        assert (reply["type"], reply["status"], reply["uid"]) == ("auth", "ok", 1)
+        user, _ = await database_sync_to_async(tokens.rotate)(reply["refresh_token"])
+        assert user == editor
+        await comm.disconnect()
+
+
+async def test_refresh_token_login_rotates_and_the_old_token_is_spent(pair: tokens.TokenPair) -> None:
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket()
+        await comm.send_json_to({"type": "auth", "refresh_token": pair.refresh})
+        reply = await comm.receive_json_from()
+        assert reply["status"] == "ok" and reply["refresh_token"] != pair.refresh
+        await comm.disconnect()
+        with pytest.raises(tokens.InvalidToken):
+            await database_sync_to_async(tokens.rotate)(pair.refresh)
+
+
+async def test_access_token_login_replies_ok_without_refresh_token(pair: tokens.TokenPair) -> None:
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket()
+        await comm.send_json_to({"type": "auth", "access_token": pair.access, "uid": "x"})
+        assert await comm.receive_json_from() == {"type": "auth", "status": "ok", "uid": "x"}
+        await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "auth"},
+        {"type": "auth", "access_token": ""},
+        {"type": "auth", "access_token": 5},
+        {"type": "auth", "email": "editor@example.com"},
+        {"type": "auth", "email": "editor@example.com", "password": "wrong"},
+        {"type": "auth", "access_token": "x", "refresh_token": "y"},
+        {"type": "auth", "refresh_token": "not-a-token"},
+    ],
+    ids=["no-credentials", "empty", "not-a-string", "no-password", "wrong-password", "two-kinds", "bad-refresh"],
+)
+async def test_bad_credentials_fail_the_handshake_with_uid_echo_and_close_4401(
+    frame: dict[str, Any], editor: User
+) -> None:
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket()
+        await comm.send_json_to({**frame, "uid": "h"})
+        assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication handshake failed.", uid="h")
+        assert await closed_with(comm) == (4401, "Unauthorized")
+
+
+async def test_an_inactive_user_cannot_log_in(editor: User) -> None:
+    editor.is_active = False
+    await database_sync_to_async(editor.save)()
+    with realtime(REST_AUTH="public"):
+        comm = await open_socket()
+        await comm.send_json_to({"type": "auth", "email": "editor@example.com", "password": "editor-password"})
+        assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication failed.")
+        await comm.disconnect()
+
+
+@pytest.mark.parametrize("raw", ["not json", "[1,2]", '{"uid":"u"}', '{"type":"nope","uid":"u"}'])
+async def test_anything_but_auth_first_fails_the_handshake(raw: str) -> None:
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket()
+        await comm.send_to(text_data=raw)
+        frame = await comm.receive_json_from()
+        assert frame["error"] == {"code": "AUTH_FAILED", "message": "Authentication handshake failed."}
+        assert await closed_with(comm) == (4401, "Unauthorized")
+
+
+@pytest.mark.parametrize("mode", ["handshake", "strict"])
+async def test_a_failed_reauth_closes_4401(mode: str, pair: tokens.TokenPair) -> None:
+    with realtime(REST_AUTH=mode):
+        comm = await open_socket(f"/websockets?access_token={pair.access}")
+        await comm.send_json_to({"type": "auth", "access_token": "bad", "uid": "again"})
+        assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication failed.", uid="again")
+        assert await closed_with(comm) == (4401, "Unauthorized")
+
+
+async def test_reauth_switches_the_user_on_the_live_connection(admin: User, pair: tokens.TokenPair) -> None:
+    seen: list[Any] = []
+
+    class Recording(RestConsumer):
+        async def on_identity_changed(self, previous: Any) -> None:
+            seen.append((previous, self.user))
+
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", Recording)
+        await comm.send_json_to({"type": "auth", "email": "admin@example.com", "password": "admin-password"})
+        assert (await comm.receive_json_from())["status"] == "ok"
+        await comm.disconnect()
+    editor = await database_sync_to_async(User.objects.get)(email="editor@example.com")
+    assert seen == [(editor, admin)]
+
+
+async def test_a_failed_reauth_in_public_mode_drops_to_the_public_role(pair: tokens.TokenPair) -> None:
+    roles: list[bool] = []
+
+    class Recording(RestConsumer):
+        async def on_identity_changed(self, previous: Any) -> None:
+            roles.append(self.user.is_authenticated)
+
+    with realtime(REST_AUTH="public"):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", Recording)
+        await comm.send_json_to({"type": "auth", "access_token": "bad"})
+        assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication failed.")
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from() == {"type": "pong"}
+        await comm.disconnect()
+    assert roles == [False]
+
+
+# -- expiry ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock_ahead() -> Any:
+    ShiftedClockConsumer.offset = 3600.0  # every 15-minute token is long expired on this clock
+    yield
+    ShiftedClockConsumer.offset = 0.0
+
+
+@pytest.mark.parametrize("mode", ["handshake", "strict"])
+async def test_expiry_without_reauth_times_out_and_closes_4401(
+    mode: str, pair: tokens.TokenPair, clock_ahead: Any
+) -> None:
+    with realtime(REST_AUTH=mode, REST_AUTH_TIMEOUT=0.2):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", ShiftedClockConsumer)
+        assert await comm.receive_json_from() == auth_error("TOKEN_EXPIRED", "Token expired.")
+        assert await comm.receive_json_from() == auth_error("AUTH_TIMEOUT", "Authentication timed out.")
+        assert await closed_with(comm) == (4401, "Unauthorized")
+
+
+async def test_expiry_in_public_mode_times_out_and_stays_open(pair: tokens.TokenPair, clock_ahead: Any) -> None:
+    with realtime(REST_AUTH="public", REST_AUTH_TIMEOUT=0.2):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", ShiftedClockConsumer)
+        assert await comm.receive_json_from() == auth_error("TOKEN_EXPIRED", "Token expired.")
+        assert await comm.receive_json_from() == auth_error("AUTH_TIMEOUT", "Authentication timed out.")
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from() == {"type": "pong"}
+        await comm.disconnect()
+
+
+async def test_reauth_after_expiry_restores_the_session(editor: User, clock_ahead: Any) -> None:
+    pair = await database_sync_to_async(tokens.issue_pair)(editor)
+    with realtime(REST_AUTH="handshake", REST_AUTH_TIMEOUT=5):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", ShiftedClockConsumer)
+        assert (await comm.receive_json_from())["error"]["code"] == "TOKEN_EXPIRED"
+        ShiftedClockConsumer.offset = 0.0
+        await comm.send_json_to({"type": "auth", "refresh_token": pair.refresh, "uid": "r"})
+        reply = await comm.receive_json_from()
+        assert (reply["status"], reply["uid"]) == ("ok", "r")
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from() == {"type": "pong"}
+        assert await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+
+
+# -- revocation -----------------------------------------------------------------------------------------------
+
+
+async def test_logout_revokes_sockets_of_that_session_only(editor: User) -> None:
+    first = await database_sync_to_async(tokens.issue_pair)(editor)
+    second = await database_sync_to_async(tokens.issue_pair)(editor)
+    with realtime(REST_AUTH="handshake"):
+        one = await open_socket(f"/websockets?access_token={first.access}")
+        two = await open_socket(f"/websockets?access_token={second.access}")
+        from django.test import Client
+
+        response = await database_sync_to_async(Client().post)(
+            "/auth/logout", {"refresh_token": first.refresh}, content_type="application/json"
+        )
+        assert response.status_code == 204
+        assert await one.receive_json_from() == auth_error("TOKEN_EXPIRED", "Token expired.")
+        assert await two.receive_nothing(timeout=0.3)
+        await one.disconnect()
+        await two.disconnect()
+
+
+@pytest.mark.parametrize("change", ["password", "deactivate"])
+async def test_changed_credentials_revoke_every_socket_of_the_user(change: str, editor: User) -> None:
+    pair = await database_sync_to_async(tokens.issue_pair)(editor)
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket(f"/websockets?access_token={pair.access}")
+        if change == "password":
+            editor.set_password("a-new-password")
+        else:
+            editor.is_active = False
+        await database_sync_to_async(editor.save)()
+        assert await comm.receive_json_from() == auth_error("TOKEN_EXPIRED", "Token expired.")
+        await comm.disconnect()
+    with pytest.raises(tokens.InvalidToken):
+        await database_sync_to_async(tokens.rotate)(pair.refresh)
+
+
+# -- errors, heartbeat, limits --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("{nope", server_error("Unable to parse the incoming message.")),
+        ("[1]", server_error("Invalid message: expected a JSON object, received an array.")),
+        ('"text"', server_error("Invalid message: expected a JSON object, received a string.")),
+        ('{"uid":"u1"}', server_error('Invalid message: "type" is required.', uid="u1")),
+        ('{"type":5,"uid":2}', server_error('Invalid message: "type" must be a string.', uid=2)),
+        ('{"type":"launch","uid":"u3"}', server_error('Invalid message: unknown type "launch".', uid="u3")),
+        ('{"type":"ping","uid":{"a":1}}', server_error('Invalid message: "uid" must be a string or a number.')),
+    ],
+)
+async def test_malformed_frames_get_the_error_envelope_and_the_socket_stays_open(
+    public_socket: WebsocketCommunicator, raw: str, expected: dict[str, Any]
+) -> None:
+    await public_socket.send_to(text_data=raw)
+    assert await public_socket.receive_json_from() == expected
+    await public_socket.send_json_to({"type": "ping"})
+    assert await public_socket.receive_json_from() == {"type": "pong"}
+
+
+async def test_binary_frames_get_an_error(public_socket: WebsocketCommunicator) -> None:
+    await public_socket.send_to(bytes_data=b'{"type":"ping"}')
+    assert await public_socket.receive_json_from() == server_error(
+        "Binary frames are not supported; send JSON text frames."
+    )
+
+
+async def test_a_frame_over_the_size_limit_closes_4413() -> None:
+    with realtime(REST_AUTH="public", MESSAGE_MAX_BYTES=1024):
+        comm = await open_socket()
+        await comm.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 2000}))
+        assert await comm.receive_json_from() == server_error("Message too large: over 1024 bytes.")
+        assert await closed_with(comm) == (4413, "Message Too Large")
+
+
+async def test_the_server_pings_and_closes_a_silent_client_4408() -> None:
+    with realtime(REST_AUTH="public", HEARTBEAT_PERIOD=0.1):
+        comm = await open_socket()
+        assert await comm.receive_json_from() == {"type": "ping"}
+        assert await closed_with(comm) == (4408, "Heartbeat Timeout")
+
+
+async def test_any_client_message_keeps_the_heartbeat_alive() -> None:
+    with realtime(REST_AUTH="public", HEARTBEAT_PERIOD=0.15):
+        comm = await open_socket()
+        for _ in range(3):
+            assert await comm.receive_json_from() == {"type": "ping"}
+            await comm.send_json_to({"type": "pong"})
+        await comm.disconnect()
+
+
+async def test_the_connection_limit_closes_extra_sockets_4429() -> None:
+    # Sockets that other tests left closed server-side were never told websocket.disconnect (daphne does
+    # tell them; the communicator does not), so start from an empty count.
+    RestConsumer.open_connections.clear()
+    with realtime(REST_AUTH="public", REST_CONN_LIMIT=1):
+        first = await open_socket()
+        extra = await open_socket()
+        assert await extra.receive_json_from() == {
+            "type": "server",
+            "status": "error",
+            "error": {"code": "REQUESTS_EXCEEDED", "message": "Too many connections."},
+        }
+        assert await closed_with(extra) == (4429, "Too Many Requests")
+        await first.disconnect()
+        again = await open_socket()
+        await again.send_json_to({"type": "ping"})
+        assert await again.receive_json_from() == {"type": "pong"}
+        await again.disconnect()
