@@ -1,0 +1,55 @@
+# Likha ERP Realtime — the two commands: `make run` and `make test` (each sets everything up first).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# PostgreSQL for the second test pass (trust auth on the machine's server).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/likha
+PYTEST_ARGS ?=
+
+.PHONY: run install install-dev migrate seed test test-sqlite test-postgres lint format bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.stamp-runtime: requirements.txt pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.stamp-runtime
+install-dev: $(VENV)/.stamp-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+## make run: venv + pinned install + migrations + demo data, then daphne on $(HOST):$(PORT)
+run: seed
+	exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
+
+## make test: the whole suite on SQLite, then again on PostgreSQL
+test: lint test-sqlite test-postgres
+
+test-sqlite: install-dev
+	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: install-dev
+	$(PY) scripts/require_postgres.py "$(TEST_DATABASE_URL)"
+	DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache .hypothesis

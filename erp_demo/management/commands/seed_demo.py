@@ -1,0 +1,193 @@
+"""``manage.py seed_demo``: fill the demo ERP with products, customers, orders, users and groups.
+
+The command is idempotent. Rows are looked up by a natural key (a product's SKU, a customer's email, an
+order's customer and creation time) and only created when missing, so a second run creates nothing and
+leaves existing rows, including any edits made to them, untouched. The two demo users and the two
+groups are the exception: every run resets them to the documented state (password, active, flags,
+group membership and group permissions).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.db.models import Count
+
+from erp_demo.models import Customer, Product, SalesOrder
+
+if TYPE_CHECKING:
+    from realtime_auth.models import User
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "admin-password"
+EDITOR_EMAIL = "editor@example.com"
+EDITOR_PASSWORD = "editor-password"
+
+EDITORS_GROUP = "Editors"
+EDITORS_PERMISSIONS = ("view_product", "add_product", "change_product", "view_customer", "view_salesorder")
+PUBLIC_GROUP = "Public"
+PUBLIC_PERMISSIONS = ("view_product",)
+
+_MATERIALS = ("Steel", "Oak", "Copper", "Nylon", "Ceramic", "Bamboo")
+_ITEMS = ("Bolt Pack", "Shelf", "Hinge", "Cable", "Mug")
+# 1-based product numbers that are not active; all others are.
+_PRODUCT_STATUS = {7: "draft", 19: "draft", 26: "draft", 13: "archived", 29: "archived"}
+
+_CUSTOMERS = (
+    "Acme Trading",
+    "Northwind Supplies",
+    "Globex Retail",
+    "Initech Services",
+    "Umbrella Foods",
+    "Stark Hardware",
+    "Wayne Logistics",
+    "Hooli Office",
+    "Soylent Grocers",
+    "Tyrell Garden",
+    "Cyberdyne Parts",
+    "Vandelay Imports",
+)
+
+ORDER_COUNT = 24
+_ORDER_STATUSES = ("draft", "confirmed", "shipped", "confirmed", "draft", "shipped", "cancelled", "confirmed")
+_FIRST_ORDER_AT = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+
+def product_rows() -> list[dict[str, Any]]:
+    """The 30 demo products, in SKU order: ``SKU-0001`` "Steel Bolt Pack" ... ``SKU-0030`` "Bamboo Mug"."""
+    rows = []
+    for number, (material, item) in enumerate(((m, i) for m in _MATERIALS for i in _ITEMS), start=1):
+        rows.append(
+            {
+                "sku": f"SKU-{number:04d}",
+                "name": f"{material} {item}",
+                "price": Decimal(150 + (number * 1373) % 9000) / 100,
+                "stock": (number * 17) % 120,
+                "status": _PRODUCT_STATUS.get(number, "active"),
+            }
+        )
+    return rows
+
+
+def customer_rows() -> list[dict[str, Any]]:
+    """The 12 demo customers; the email is the slugged name at example.com."""
+    return [
+        {
+            "email": f"{name.lower().replace(' ', '-')}@example.com",
+            "name": name,
+            "credit_limit": Decimal(2500 * (number % 5)),
+        }
+        for number, name in enumerate(_CUSTOMERS)
+    ]
+
+
+def order_rows() -> list[dict[str, Any]]:
+    """The 24 demo orders: order ``n`` belongs to customer ``n % 12`` and has a fixed creation time."""
+    return [
+        {
+            "customer_index": index % len(_CUSTOMERS),
+            "created": _FIRST_ORDER_AT + timedelta(days=3 * index, hours=index % 7),
+            "status": _ORDER_STATUSES[index % len(_ORDER_STATUSES)],
+            "total": Decimal((index * 41_273) % 250_000 + 1999) / 100,
+        }
+        for index in range(ORDER_COUNT)
+    ]
+
+
+class Command(BaseCommand):
+    help = "Create the demo ERP data, the admin and editor logins and the Editors/Public groups (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            created = self._seed_data()
+            editors, public = self._seed_groups()
+            self._seed_users(editors)
+        self._summarize(created, editors, public)
+
+    def _seed_data(self) -> dict[str, int]:
+        created = {"products": 0, "customers": 0, "orders": 0}
+        for row in product_rows():
+            _, was_created = Product.objects.get_or_create(sku=row.pop("sku"), defaults=row)
+            created["products"] += was_created
+        customers = []
+        for row in customer_rows():
+            customer, was_created = Customer.objects.get_or_create(email=row.pop("email"), defaults=row)
+            customers.append(customer)
+            created["customers"] += was_created
+        for row in order_rows():
+            _, was_created = SalesOrder.objects.get_or_create(
+                customer=customers[row["customer_index"]],
+                created=row["created"],
+                defaults={"status": row["status"], "total": row["total"]},
+            )
+            created["orders"] += was_created
+        return created
+
+    def _seed_groups(self) -> tuple[Group, Group]:
+        # Permissions are normally made by post_migrate; make sure they exist even if it has not run.
+        create_permissions(apps.get_app_config("erp_demo"), verbosity=0)
+        editors, _ = Group.objects.get_or_create(name=EDITORS_GROUP)
+        editors.permissions.set(_permissions(EDITORS_PERMISSIONS))
+        public, _ = Group.objects.get_or_create(name=PUBLIC_GROUP)
+        public.permissions.set(_permissions(PUBLIC_PERMISSIONS))
+        return editors, public
+
+    def _seed_users(self, editors: Group) -> None:
+        _ensure_user(ADMIN_EMAIL, ADMIN_PASSWORD, is_staff=True, is_superuser=True)
+        editor = _ensure_user(EDITOR_EMAIL, EDITOR_PASSWORD, is_staff=True, is_superuser=False)
+        editor.groups.set([editors])
+        editor.user_permissions.clear()
+
+    def _summarize(self, created: dict[str, int], editors: Group, public: Group) -> None:
+        def by_status(model: type[Product] | type[SalesOrder]) -> str:
+            counts = dict(model.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
+            return ", ".join(f"{counts.get(value, 0)} {value}" for value in model.Status.values)
+
+        write = self.stdout.write
+        write(f"Products: {Product.objects.count()} ({by_status(Product)})")
+        write(f"Customers: {Customer.objects.count()}")
+        write(f"Sales orders: {SalesOrder.objects.count()} ({by_status(SalesOrder)})")
+        write(
+            f"Created this run: {created['products']} products, {created['customers']} customers, "
+            f"{created['orders']} sales orders"
+        )
+        for group in (editors, public):
+            codenames = ", ".join(sorted(group.permissions.values_list("codename", flat=True)))
+            write(f"Group {group.name}: {codenames}")
+        write(f"Login (superuser): {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
+        write(f"Login ({EDITORS_GROUP} group): {EDITOR_EMAIL} / {EDITOR_PASSWORD}")
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+
+
+def _permissions(codenames: tuple[str, ...]) -> list[Permission]:
+    found = list(Permission.objects.filter(content_type__app_label="erp_demo", codename__in=codenames))
+    missing = set(codenames) - {permission.codename for permission in found}
+    if missing:
+        raise LookupError(f"Missing erp_demo permissions: {', '.join(sorted(missing))}")
+    return found
+
+
+def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: bool) -> User:
+    """Create the user, or reset an existing one to the documented password, flags and active state."""
+    user_model = get_user_model()
+    user = user_model.objects.filter(email__iexact=email).first()
+    if user is None:
+        return user_model.objects.create_user(email, password, is_staff=is_staff, is_superuser=is_superuser)
+    wanted = {"is_active": True, "is_staff": is_staff, "is_superuser": is_superuser}
+    changed = [field for field, value in wanted.items() if getattr(user, field) != value]
+    for field in changed:
+        setattr(user, field, wanted[field])
+    if not user.check_password(password):
+        user.set_password(password)
+        changed.append("password")
+    if changed:
+        user.save(update_fields=changed)
+    return user
