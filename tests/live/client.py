@@ -11,7 +11,8 @@ from websockets.sync.client import ClientConnection, connect
 
 class JsonSocket:
     def __init__(self, url: str, **kwargs: Any) -> None:
-        self.conn: ClientConnection = connect(url, open_timeout=10, close_timeout=5, **kwargs)
+        self._manager = connect(url, open_timeout=10, close_timeout=5, proxy=None, **kwargs)
+        self.conn: ClientConnection = self._manager.__enter__()
 
     def send(self, frame: dict[str, Any] | str) -> None:
         self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
@@ -35,7 +36,7 @@ class JsonSocket:
         return received.code, received.reason
 
     def close(self) -> None:
-        self.conn.close()
+        self._manager.__exit__(None, None, None)
 
     def __enter__(self) -> JsonSocket:
         return self

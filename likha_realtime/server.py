@@ -1,0 +1,106 @@
+"""The project's server: daphne, extended so WebSocket close reasons reach clients."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# daphne.cli imports daphne.server, which installs Twisted's asyncio reactor, before anything Twisted.
+import daphne.cli
+import daphne.server
+import daphne.ws_protocol
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULT_APPLICATION = "settings.asgi:application"
+DEFAULT_SETTINGS_MODULE = "settings.base"
+# RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
+MAX_CLOSE_REASON_BYTES = 123
+CONFIGURATION_ERROR_STATUS = 2
+
+
+def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:
+    """``reason`` cut to at most ``limit`` UTF-8 bytes, never in the middle of a character."""
+    # Lone surrogates cannot be sent as UTF-8; "replace" turns them into "?".
+    encoded = reason.encode("utf-8", errors="replace")
+    # ``encoded`` is valid UTF-8, so the only bytes "ignore" can drop are those of a cut last character.
+    return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+class ReasonWebSocketProtocol(daphne.ws_protocol.WebSocketProtocol):
+    """Daphne's WebSocket protocol, sending the ASGI ``reason`` of ``websocket.close`` in the close frame."""
+
+    def handle_reply(self, message: Mapping[str, Any]) -> None:
+        if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+            self.serverClose(code=message.get("code"), reason=message.get("reason"))
+            return
+        # Everything else, including a close before accept (an HTTP 403 rejection), is daphne's.
+        super().handle_reply(message)
+
+    def serverClose(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close with ``code`` (1000 when ``None``) and ``reason`` (truncated to fit the close frame).
+
+        As in daphne, autobahn's ``sendClose`` refuses codes other than 1000 and 3000-4999 by raising,
+        so the application's ``send`` fails and daphne then closes the socket with 1011.
+        """
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"websocket.close reason must be a str, not {type(reason).__name__}")
+        self.sendClose(
+            code=1000 if code is None else code,
+            reason=truncate_close_reason(reason) if reason else None,
+        )
+
+
+class Server(daphne.server.Server):
+    """Daphne's server whose WebSocket factory builds :class:`ReasonWebSocketProtocol` instances."""
+
+    @property
+    def ws_factory(self) -> daphne.ws_protocol.WebSocketFactory:
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory: daphne.ws_protocol.WebSocketFactory) -> None:
+        # daphne.server.Server.run() assigns a fresh WebSocketFactory; set the protocol on that instance only.
+        if not issubclass(factory.protocol, ReasonWebSocketProtocol):
+            factory.protocol = ReasonWebSocketProtocol
+        self._ws_factory = factory
+
+
+class CommandLineInterface(daphne.cli.CommandLineInterface):
+    """Daphne's command line with this project's server and defaults suited to long-lived sockets."""
+
+    description = "Likha realtime server (daphne with WebSocket close reasons)"
+    server_class = Server
+
+    def __init__(self) -> None:
+        super().__init__()
+        # daphne's default (86400) closes every socket after 24 hours; -1 never does.
+        self.parser.set_defaults(websocket_timeout=-1)
+        # argparse has no public API to make an existing positional optional; adjust daphne's action.
+        for action in self.parser._actions:
+            if action.dest == "application":
+                action.nargs = "?"
+                action.required = False
+                action.default = DEFAULT_APPLICATION
+                action.help = f"{action.help} (default: {DEFAULT_APPLICATION})"
+
+    def load_asgi_app(self, asgi_app_path: str) -> Any:
+        try:
+            return super().load_asgi_app(asgi_app_path)
+        except ImproperlyConfigured as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            self.parser.exit(CONFIGURATION_ERROR_STATUS, f"configuration error: {message}\n")
+
+    def run(self, args: Sequence[str]) -> None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
+        super().run(list(args))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the server with ``argv`` (default: the process arguments)."""
+    CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()
