@@ -19,9 +19,7 @@ class Product(models.Model):
 
     name = models.CharField(max_length=200)
     sku = models.CharField("SKU", max_length=64, unique=True)
-    price = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0"), validators=[NOT_NEGATIVE]
-    )
+    price = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"), validators=[NOT_NEGATIVE])
     stock = models.IntegerField(default=0, validators=[MinValueValidator(0)])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     updated = models.DateTimeField(auto_now=True)
@@ -36,9 +34,7 @@ class Product(models.Model):
 class Customer(models.Model):
     name = models.CharField(max_length=200)
     email = models.EmailField(unique=True)
-    credit_limit = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0"), validators=[NOT_NEGATIVE]
-    )
+    credit_limit = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"), validators=[NOT_NEGATIVE])
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -57,9 +53,7 @@ class SalesOrder(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    total = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0"), validators=[NOT_NEGATIVE]
-    )
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"), validators=[NOT_NEGATIVE])
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -59,9 +59,7 @@ def end_session(user_id: Any, session_id: str | None) -> None:
 def end_user(user_id: Any) -> None:
     """Deactivation or password change: blacklist the user's refresh tokens, end all the user's sockets."""
     live = OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
-    BlacklistedToken.objects.bulk_create(
-        [BlacklistedToken(token=token) for token in live], ignore_conflicts=True
-    )
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live], ignore_conflicts=True)
     transaction.on_commit(lambda: _broadcast(user_group(user_id)))
 
 

@@ -116,9 +116,7 @@ def test_editor_has_exactly_the_five_editor_permissions_through_the_editors_grou
     editor = get_user_model().objects.get(email="editor@example.com")
     all_erp_perms = {
         f"erp_demo.{codename}"
-        for codename in Permission.objects.filter(content_type__app_label="erp_demo").values_list(
-            "codename", flat=True
-        )
+        for codename in Permission.objects.filter(content_type__app_label="erp_demo").values_list("codename", flat=True)
     }
     assert len(all_erp_perms) == 12
     assert {perm for perm in all_erp_perms if editor.has_perm(perm)} == EDITOR_PERMS
@@ -202,9 +200,7 @@ def test_rerun_resets_demo_passwords_flags_and_permissions() -> None:
     assert editor is not None
     assert editor.is_active is True
     assert editor.get_all_permissions() == EDITOR_PERMS
-    assert set(Group.objects.get(name="Public").permissions.values_list("codename", flat=True)) == {
-        "view_product"
-    }
+    assert set(Group.objects.get(name="Public").permissions.values_list("codename", flat=True)) == {"view_product"}
     assert user_model.objects.count() == 2
 
 

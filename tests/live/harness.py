@@ -153,8 +153,16 @@ class DaphneProcess:
         self.log_path = Path(name)
         log = os.fdopen(handle, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "likha_realtime.server", "-b", "127.0.0.1", "-p", str(self.port),
-             "settings.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "likha_realtime.server",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "settings.asgi:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=log,

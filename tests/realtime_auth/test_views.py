@@ -95,7 +95,9 @@ def test_refresh_rotates_and_a_reused_token_is_401_invalid_token(editor: User) -
     status, body = post("/auth/refresh", {"refresh_token": first["refresh_token"]})
     assert status == 200
     assert list(body["data"]) == ["access_token", "refresh_token", "expires"]
-    assert RefreshToken(body["data"]["refresh_token"])["sid"] == RefreshToken(first["refresh_token"], verify=False)["sid"]
+    assert (
+        RefreshToken(body["data"]["refresh_token"])["sid"] == RefreshToken(first["refresh_token"], verify=False)["sid"]
+    )
     assert post("/auth/refresh", {"refresh_token": first["refresh_token"]}) == (
         401,
         envelope("INVALID_TOKEN", "Invalid token."),
