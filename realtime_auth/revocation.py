@@ -14,7 +14,6 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from realtime_auth.session import Identity
 
@@ -57,9 +56,10 @@ def end_session(user_id: Any, session_id: str | None) -> None:
 
 
 def end_user(user_id: Any) -> None:
-    """Deactivation or password change: blacklist the user's refresh tokens, end all the user's sockets."""
-    live = OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
-    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live], ignore_conflicts=True)
+    """Deactivation or password change: spend the user's tokens, end all the user's sockets after commit."""
+    from realtime_auth.tokens import revoke_user  # tokens imports the models; this module loads in ready()
+
+    revoke_user(user_id)
     transaction.on_commit(lambda: _broadcast(user_group(user_id)))
 
 

@@ -9,12 +9,15 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from realtime_auth.models import RevokedSession
 from realtime_auth.protocol import AuthError
 
 SESSION_CLAIM = "sid"
@@ -112,11 +115,34 @@ def rotate(raw_refresh: Any) -> tuple[AbstractBaseUser, TokenPair]:
     return user, _pair(refresh)
 
 
+@transaction.atomic
 def revoke(raw_refresh: Any) -> tuple[Any, str | None]:
-    """Blacklist a refresh token (logout); returns its user id and session id."""
+    """Logout: blacklist a refresh token and refuse its session's access tokens; returns (user id, session id)."""
     refresh = _refresh_token(raw_refresh)
     refresh.blacklist()
-    return refresh.get(api_settings.USER_ID_CLAIM), refresh.get(SESSION_CLAIM)
+    session_id = refresh.get(SESSION_CLAIM)
+    _record_revoked([session_id] if session_id else [])
+    return refresh.get(api_settings.USER_ID_CLAIM), session_id
+
+
+@transaction.atomic
+def revoke_user(user_id: Any) -> None:
+    """Blacklist every live refresh token of a user and refuse the access tokens of all its sessions."""
+    live = list(OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True))
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live], ignore_conflicts=True)
+    session_ids = []
+    for outstanding in live:
+        try:
+            session_ids.append(SessionRefreshToken(outstanding.token, verify=False).get(SESSION_CLAIM))
+        except TokenError:
+            continue
+    _record_revoked([sid for sid in session_ids if sid])
+
+
+def _record_revoked(session_ids: list[str]) -> None:
+    # Rows older than the access-token lifetime can refuse nothing any more.
+    RevokedSession.objects.filter(revoked_at__lt=timezone.now() - api_settings.ACCESS_TOKEN_LIFETIME).delete()
+    RevokedSession.objects.bulk_create([RevokedSession(session_id=sid) for sid in session_ids], ignore_conflicts=True)
 
 
 def verify_access(raw_access: Any) -> VerifiedAccess:
@@ -127,7 +153,10 @@ def verify_access(raw_access: Any) -> VerifiedAccess:
         access = AccessToken(raw_access)
     except TokenError as exc:
         raise InvalidToken() from exc
-    return VerifiedAccess(_user_for(access), int(access["exp"]), access.get(SESSION_CLAIM))
+    session_id = access.get(SESSION_CLAIM)
+    if session_id and RevokedSession.objects.filter(session_id=session_id).exists():
+        raise InvalidToken()
+    return VerifiedAccess(_user_for(access), int(access["exp"]), session_id)
 
 
 def _refresh_token(raw: Any) -> RefreshToken:

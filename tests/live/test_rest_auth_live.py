@@ -159,3 +159,7 @@ def test_logout_revokes_the_sessions_sockets(start_server: StartServer) -> None:
         status, _ = server.post("/auth/logout", {"refresh_token": tokens["refresh_token"]})
         assert status == 204
         assert ws.recv(timeout=5)["error"]["code"] == "TOKEN_EXPIRED"
+    # That session's access token no longer opens a socket.
+    with pytest.raises(InvalidStatus) as refused:
+        JsonSocket(server.ws_url(access_token=tokens["access_token"]))
+    assert refused.value.response.status_code == 403

@@ -147,3 +147,36 @@ def test_server_info_describes_the_sockets() -> None:
             }
         }
     }
+
+
+def test_logout_refuses_that_sessions_access_tokens_only(editor: User) -> None:
+    from realtime_auth import tokens
+
+    ended, other = login(), login()
+    assert post("/auth/logout", {"refresh_token": ended["refresh_token"]})[0] == 204
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify_access(ended["access_token"])
+    assert tokens.verify_access(other["access_token"]).user == editor
+
+
+def test_a_password_change_refuses_the_access_tokens_of_every_session(editor: User) -> None:
+    from realtime_auth import tokens
+
+    first, second = login(), login()
+    editor.set_password("another-password")
+    editor.save()
+    for pair in (first, second):
+        with pytest.raises(tokens.InvalidToken):
+            tokens.verify_access(pair["access_token"])
+    fresh = post("/auth/login", {"email": "editor@example.com", "password": "another-password"})[1]["data"]
+    assert tokens.verify_access(fresh["access_token"]).user == editor
+
+
+def test_saving_a_user_without_credential_changes_revokes_nothing(editor: User) -> None:
+    from realtime_auth import tokens
+
+    pair = login()
+    editor.first_name = "Eddie"
+    editor.save()
+    assert tokens.verify_access(pair["access_token"]).user == editor
+    assert post("/auth/refresh", {"refresh_token": pair["refresh_token"]})[0] == 200
