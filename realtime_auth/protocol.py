@@ -72,6 +72,21 @@ class Forbidden(RealtimeError):
     default_message = "You don't have permission to access this."
 
 
+class InvalidQuery(RealtimeError):
+    code = ErrorCode.INVALID_QUERY
+    default_message = "Invalid query."
+
+
+class InvalidCollection(RealtimeError):
+    code = ErrorCode.INVALID_COLLECTION
+    default_message = "Invalid collection."
+
+
+class RecordNotUnique(RealtimeError):
+    code = ErrorCode.RECORD_NOT_UNIQUE
+    default_message = "Value has to be unique."
+
+
 class MessageTooLarge(InvalidPayload):
     default_message = "Message too large."
     close_code = CloseCode.MESSAGE_TOO_LARGE
