@@ -14,7 +14,13 @@ class LikhaRealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from likha_realtime.collections import registry
+        from likha_realtime.conf import realtime_settings
+        from likha_realtime.events import capture
+
         checks.register(check_realtime_settings)
+        registry.load_settings(realtime_settings.COLLECTIONS)
+        capture.connect_signals()
 
 
 def check_realtime_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

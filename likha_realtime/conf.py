@@ -30,6 +30,9 @@ REALTIME_DEFAULTS: dict[str, Any] = {
     "MESSAGE_MAX_BYTES": 1024 * 1024,  # larger client frames: INVALID_PAYLOAD then close 4413
     "QUERY_LIMIT_DEFAULT": 100,
     "QUERY_LIMIT_MAX": 1000,
+    # Collections exposed from settings: name -> "app.Model" or {"model", "row_rule", "readable_fields", "fields"}
+    # (dotted paths to callables). Code can also call likha_realtime.collections.register().
+    "COLLECTIONS": {},
 }
 REALTIME_VALIDATORS: dict[str, tuple[Validator, str]] = {
     "ENABLED": (_is_bool, "True, False"),
@@ -40,6 +43,7 @@ REALTIME_VALIDATORS: dict[str, tuple[Validator, str]] = {
     "MESSAGE_MAX_BYTES": (_is_limit, "a whole number of bytes > 0"),
     "QUERY_LIMIT_DEFAULT": (_is_limit, "a whole number > 0"),
     "QUERY_LIMIT_MAX": (_is_limit, "a whole number > 0"),
+    "COLLECTIONS": (lambda v: isinstance(v, dict), "a dict of collection name -> model"),
 }
 _PATHS = {"rest": "/websockets", "graphql": "/graphql", "logs": "/websockets/logs"}
 for _socket in SOCKET_NAMES:

@@ -87,7 +87,8 @@ class JsonSocketConsumer(RealtimeAuthMixin, AsyncWebsocketConsumer):
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         handler: Handler = getattr(self, self.handlers[frame["type"]])
         try:
-            await handler(frame)
+            async with self._auth_lock:  # a message is handled entirely under the rights it arrived with
+                await handler(frame)
         except RealtimeError as error:
             await self.send_error(frame["type"], error, frame.get("uid"))
         except Exception:

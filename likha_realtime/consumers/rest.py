@@ -1,19 +1,110 @@
-"""The REST-style socket (PROTOCOL §3–§6): auth, ping/pong; subscriptions and items plug in here."""
+"""The REST-style socket (PROTOCOL §3–§6): auth, ping/pong, subscriptions and items."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 from typing import Any, ClassVar
 
+from channels.db import database_sync_to_async
+
+from likha_realtime import subscriptions as subs
 from likha_realtime.consumers.base import JsonSocketConsumer
-from realtime_auth.protocol import with_uid
+from likha_realtime.events.fanout import get_dispatcher
+from likha_realtime.permissions import Principal
+from likha_realtime.protocol.items import items_reply
+from likha_realtime.subscriptions import Subscription
+from realtime_auth.protocol import Forbidden, with_uid
+
+logger = logging.getLogger(__name__)
 
 
 class RestConsumer(JsonSocketConsumer):
     socket = "rest"
-    handlers: ClassVar[dict[str, str]] = {"ping": "handle_ping", "pong": "handle_pong"}
+    handlers: ClassVar[dict[str, str]] = {
+        "ping": "handle_ping",
+        "pong": "handle_pong",
+        "subscribe": "handle_subscribe",
+        "unsubscribe": "handle_unsubscribe",
+        "items": "handle_items",
+    }
+
+    _anonymous_ids = itertools.count(1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.principal: Principal | None = None
+
+    async def on_open(self) -> None:
+        if self.principal is None:
+            self.principal = await database_sync_to_async(Principal)(self.user)
+
+    async def on_close(self) -> None:
+        dispatcher = get_dispatcher()
+        for collection in {s.collection for s in self.subscriptions.values()}:
+            dispatcher.discard(collection, self)
+        self.subscriptions.clear()
+
+    def subscriptions_for(self, collection: str) -> list[Subscription]:
+        return [s for s in self.subscriptions.values() if s.collection == collection]
+
+    # -- messages ----------------------------------------------------------------------------------------------
 
     async def handle_ping(self, message: dict[str, Any]) -> None:
         await self.send_frame(with_uid({"type": "pong"}, message.get("uid")))
 
     async def handle_pong(self, message: dict[str, Any]) -> None:
         """A client's answer to the heartbeat ping: receiving it was the point."""
+
+    async def handle_subscribe(self, message: dict[str, Any]) -> None:
+        subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
+        key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
+        self.subscriptions[key] = subscription  # replaces the same uid only now that the new one is valid
+        await get_dispatcher().add(subscription.collection, self)
+        await self.send_frame(init)
+        logger.info("rest socket subscribed to %s", subscription.collection)
+
+    async def handle_unsubscribe(self, message: dict[str, Any]) -> None:
+        uid = message.get("uid")
+        if uid is None:
+            self.subscriptions.clear()
+            await self.send_frame({"type": "subscription", "event": "unsubscribe"})
+            return
+        self.subscriptions.pop(str(uid), None)
+        await self.send_frame({"type": "subscription", "event": "unsubscribe", "uid": str(uid)})
+
+    async def handle_items(self, message: dict[str, Any]) -> None:
+        reply = await database_sync_to_async(items_reply)(self.principal, message)
+        await self.send_frame(with_uid(reply, message.get("uid")))
+
+    # -- rights ------------------------------------------------------------------------------------------------
+
+    async def on_identity_changed(self, previous: Any) -> None:
+        """New rights: re-plan every subscription. A different user loses (with an error) what it may not read;
+        the public role (expiry, failed re-auth) only suspends them until a user with the rights returns."""
+        switched_user = self.user.is_authenticated
+        # Nothing is delivered under the old rights while the new ones are read from the database.
+        self.subscriptions = {key: subs.with_plan(s, None) for key, s in self.subscriptions.items()}
+        current = dict(self.subscriptions)
+        self.principal, replanned, dropped = await database_sync_to_async(_replan)(self.user, current, switched_user)
+        self.subscriptions = replanned
+        for uid in dropped:
+            error = Forbidden("Subscription removed: the new credentials cannot read it.")
+            await self.send_error("subscribe", error, uid)
+
+
+
+def _replan(user: Any, current: dict[str, Subscription], drop: bool) -> tuple[Principal, dict[str, Subscription], list[str]]:
+    """The principal of ``user`` and the subscriptions re-planned under it (dropped ones listed by uid)."""
+    principal = Principal(user)
+    kept: dict[str, Subscription] = {}
+    dropped = []
+    for key, subscription in current.items():
+        replanned = subs.replan(subscription, principal)
+        if replanned.plan is None and drop:
+            if subscription.uid is not None:
+                dropped.append(subscription.uid)
+        else:
+            kept[key] = replanned
+    return principal, kept, dropped

@@ -1,0 +1,1 @@
+"""Change events: capture after commit, publication across processes, delivery to subscribers."""

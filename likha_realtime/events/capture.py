@@ -1,0 +1,93 @@
+"""Event capture: ORM saves and deletes of registered models become events, published only after commit.
+
+Each write registers its own ``transaction.on_commit`` hook, so writes inside a rolled-back transaction or
+savepoint publish nothing. The hooks of one commit are coalesced: consecutive writes of the same collection and
+action in one transaction become one event listing every key (one frame per write operation: an ``items``
+update of several ids, a ``QuerySet.delete()``). Outside a transaction each save is its own event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Model
+from django.db.models.signals import post_delete, post_save, pre_delete
+
+from likha_realtime.collections import registry
+from likha_realtime.events.model import Event
+
+logger = logging.getLogger(__name__)
+_local = threading.local()
+
+
+def _pending() -> list[Event]:
+    if not hasattr(_local, "events"):
+        _local.events = []
+    return _local.events
+
+
+class _Hook:
+    """One write's on_commit hook; the last of a commit's hooks flushes the coalesced batch."""
+
+    def __init__(self, event: Event, using: str) -> None:
+        self.event = event
+        self.using = using
+
+    def __call__(self) -> None:
+        _pending().append(self.event)
+        remaining = connections[self.using].run_on_commit  # hooks of this commit not yet run
+        if any(isinstance(hook, _Hook) for _, hook, _ in remaining):
+            return
+        batch, _local.events = coalesce(_pending()), []
+        from likha_realtime.events.publish import publish_events
+
+        publish_events(batch)
+
+
+def coalesce(events: list[Event]) -> list[Event]:
+    merged: list[Event] = []
+    for event in events:
+        if merged and merged[-1].collection == event.collection and merged[-1].action == event.action:
+            merged[-1] = merged[-1].merge(event)
+        else:
+            merged.append(event)
+    return merged
+
+
+def record(event: Event, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Publish ``event`` after the current transaction on ``using`` commits (at once outside a transaction)."""
+    transaction.on_commit(_Hook(event, using), using=using)
+
+
+def _on_save(sender: type[Model], instance: Model, created: bool, raw: bool = False, using: str = DEFAULT_DB_ALIAS,
+             **kwargs: Any) -> None:
+    collection = registry.for_model(sender)
+    if collection is None or raw:
+        return
+    record(Event(collection.name, "create" if created else "update", (instance.pk,)), using)
+
+
+def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    collection = registry.for_model(sender)
+    if collection is None:
+        return
+    from likha_realtime.query import snapshot
+
+    instance._likha_snapshot = snapshot(instance)  # type: ignore[attr-defined]
+
+
+def _on_delete(sender: type[Model], instance: Model, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    collection = registry.for_model(sender)
+    if collection is None:
+        return
+    before = getattr(instance, "_likha_snapshot", None)
+    record(Event(collection.name, "delete", (instance.pk,), (before,) if before is not None else ()), using)
+
+
+def connect_signals() -> None:
+    post_save.connect(_on_save, dispatch_uid="likha_realtime_save")
+    pre_delete.connect(_on_pre_delete, dispatch_uid="likha_realtime_pre_delete")
+    post_delete.connect(_on_delete, dispatch_uid="likha_realtime_delete")

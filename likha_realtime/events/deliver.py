@@ -1,0 +1,53 @@
+"""Delivering one event to this process's subscribers: one re-read per batch of equal rights and query."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+
+from likha_realtime.collections import Collection
+from likha_realtime.events.model import Event
+from likha_realtime.events.stats import stats
+from likha_realtime.subscriptions import Subscription, event_payload
+
+logger = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    """A connection holding subscriptions (the REST consumer)."""
+
+    def subscriptions_for(self, collection: str) -> list[Subscription]: ...
+
+    async def send_frame(self, frame: dict[str, Any]) -> None: ...
+
+
+def batches(event: Event, subscribers: list[Subscriber]) -> dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]]:
+    grouped: dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]] = defaultdict(list)
+    for subscriber in subscribers:
+        for subscription in subscriber.subscriptions_for(event.collection):
+            if subscription.wants(event.action, event.keys):
+                grouped[subscription.batch_key].append((subscriber, subscription))
+    return grouped
+
+
+@database_sync_to_async
+def _payload(subscription: Subscription, event: Event) -> Any:
+    return event_payload(subscription, event.action, event.keys, event.snapshots)
+
+
+async def deliver(event: Event, collection: Collection, subscribers: list[Any]) -> None:
+    for members in batches(event, subscribers).values():
+        payload = await _payload(members[0][1], event)
+        if payload is None:
+            continue
+        for subscriber, subscription in members:
+            try:
+                await subscriber.send_frame(subscription.frame(event.action, payload))
+            except Exception:  # one broken socket must not starve the others
+                stats.delivery_errors += 1
+                logger.exception("could not send a %s frame on %s", event.action, event.collection)
+                continue
+            stats.frames_sent += 1

@@ -1,0 +1,75 @@
+"""``Event``: one write operation on one collection, and its JSON-safe wire form for the channel layer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import datetime
+import decimal
+import uuid
+
+from django.db import models
+
+ACTIONS = ("create", "update", "delete")
+
+
+class ExactEncoder(json.JSONEncoder):
+    """JSON for field values without loss (DjangoJSONEncoder truncates datetimes to milliseconds)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime.date | datetime.time):
+            return o.isoformat()
+        if isinstance(o, decimal.Decimal | uuid.UUID):
+            return str(o)
+        return super().default(o)
+
+
+@dataclass(frozen=True)
+class Event:
+    collection: str
+    action: str  # create | update | delete
+    keys: tuple[Any, ...]
+    snapshots: tuple[dict[str, Any], ...] = ()  # delete only: each row as it was, aligned with ``keys``
+
+    def merge(self, other: Event) -> Event:
+        return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots)
+
+    def to_message(self) -> dict[str, Any]:
+        """Channel-layer payload (msgpack carries no Decimal or datetime: values travel as JSON text)."""
+        return {
+            "collection": self.collection,
+            "action": self.action,
+            "keys": json.dumps(list(self.keys), cls=ExactEncoder),
+            "snapshots": json.dumps(list(self.snapshots), cls=ExactEncoder),
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any], model: type[models.Model]) -> Event:
+        pk_field = model._meta.pk
+        keys = tuple(pk_field.to_python(key) for key in json.loads(message["keys"]))
+        snapshots = tuple(retype(model, row) for row in json.loads(message["snapshots"]))
+        return cls(message["collection"], message["action"], keys, snapshots)
+
+
+def retype(model: type[models.Model], row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A snapshot decoded from JSON with each value back in its field's Python type."""
+    if row is None:
+        return None
+    typed: dict[str, Any] = {}
+    for name, value in row.items():
+        if name == "pk":
+            typed[name] = model._meta.pk.to_python(value)
+            continue
+        try:
+            field = model._meta.get_field(name)
+        except Exception:
+            continue
+        if field.is_relation and field.many_to_one:
+            typed[name] = retype(field.related_model, value)  # type: ignore[arg-type]
+        elif value is None:
+            typed[name] = None
+        else:
+            typed[name] = field.to_python(value)
+    return typed

@@ -1,0 +1,71 @@
+"""HTTP ``/items/<collection>[/<id>]`` (PROTOCOL §9): the same rights, rules and events as the socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from likha_realtime.items import Items
+from likha_realtime.permissions import Principal
+from realtime_auth.http import ApiError
+from realtime_auth.protocol import ErrorCode, RealtimeError
+
+QUERY_PARAMS = ("fields", "filter", "sort", "limit", "offset", "page", "meta")
+_STATUS = {ErrorCode.FORBIDDEN: status.HTTP_403_FORBIDDEN}
+
+
+def http_error(error: RealtimeError) -> ApiError:
+    return ApiError(_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST), str(error.code), error.message)
+
+
+class ItemsView(APIView):
+    permission_classes: list[Any] = []
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RealtimeError):
+            exc = http_error(exc)
+        return super().handle_exception(exc)
+
+    def items(self, request: Request, collection: str, action: str) -> Items:
+        query = {key: request.query_params[key] for key in request.query_params}
+        return Items(Principal(request.user), collection, action, query or None)
+
+    def get(self, request: Request, collection: str, pk: str | None = None) -> Response:
+        items = self.items(request, collection, "read")
+        if pk is not None:
+            return Response({"data": items.read_one(pk)})
+        body: dict[str, Any] = {"data": items.read_many()}
+        meta = items.meta()
+        if meta:
+            body["meta"] = meta
+        return Response(body)
+
+    def post(self, request: Request, collection: str, pk: str | None = None) -> Response:
+        if pk is not None:
+            raise ApiError(status.HTTP_405_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "POST creates items: no id.")
+        created = self.items(request, collection, "create").create(request.data)
+        return Response({"data": created})
+
+    def patch(self, request: Request, collection: str, pk: str | None = None) -> Response:
+        items = self.items(request, collection, "update")
+        if pk is not None:
+            return Response({"data": items.update([pk], request.data, many=False)})
+        body = request.data if isinstance(request.data, dict) else {}
+        keys, data = body.get("keys"), body.get("data")
+        if not isinstance(keys, list) or not keys:
+            raise ApiError(status.HTTP_400_BAD_REQUEST, "INVALID_PAYLOAD", '"keys" must be a non-empty array.')
+        return Response({"data": items.update(keys, data, many=True)})
+
+    def delete(self, request: Request, collection: str, pk: str | None = None) -> Response:
+        items = self.items(request, collection, "delete")
+        if pk is not None:
+            items.delete([pk])
+        elif isinstance(request.data, list) and request.data:
+            items.delete(request.data)
+        else:
+            raise ApiError(status.HTTP_400_BAD_REQUEST, "INVALID_PAYLOAD", "Send the keys to delete as a JSON array.")
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,186 @@
+"""Items: create, read, update and delete under a principal's rights (PROTOCOL §6), for the socket and HTTP.
+
+Synchronous (database) code; every write runs in one transaction, validates with ``full_clean`` and publishes its
+events through the ORM signals after commit (one event per operation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+
+from likha_realtime import reads
+from likha_realtime.collections import Collection, registry
+from likha_realtime.conf import realtime_settings
+from likha_realtime.permissions import Principal
+from likha_realtime.query import parse_query
+from realtime_auth.protocol import Forbidden, InvalidPayload, RecordNotUnique
+
+ACTION_PERMS = {"create": "add", "read": "view", "update": "change", "delete": "delete"}
+NO_ITEM = "You don't have permission to access this item or it does not exist."
+
+
+class Items:
+    """One collection's items as ``principal`` may touch them; ``raw_query`` shapes returned rows."""
+
+    def __init__(self, principal: Principal, collection_name: Any, action: str, raw_query: Any = None) -> None:
+        self.principal = principal
+        self.collection = reads.collection_for(principal, collection_name, ACTION_PERMS[action])
+        if action != "read" and not principal.has_perm(self.collection, "view"):
+            raise reads.no_access(collection_name)
+        self.query = parse_query(
+            raw_query, limit_default=realtime_settings.QUERY_LIMIT_DEFAULT, limit_max=realtime_settings.QUERY_LIMIT_MAX
+        )
+        self.plan = reads.plan_read(self.collection, principal, self.query)
+
+    @property
+    def model(self) -> type[models.Model]:
+        return self.collection.model
+
+    # -- reads -----------------------------------------------------------------------------------------------
+
+    def read_one(self, key: Any) -> dict[str, Any]:
+        rows = reads.read(self.plan, keys=[self.key(key)], window=False)
+        if not rows:
+            raise Forbidden(NO_ITEM)
+        return rows[0]
+
+    def read_many(self, keys: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+        if keys is None:
+            return reads.read(self.plan)
+        return reads.read(self.plan, keys=[self.key(k) for k in keys], window=False)
+
+    def meta(self) -> dict[str, int] | None:
+        return reads.meta(self.plan) or None
+
+    # -- writes ----------------------------------------------------------------------------------------------
+
+    def create(self, data: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        many = isinstance(data, list)
+        rows = data if many else [data]
+        if many and not rows:
+            raise InvalidPayload('"data" must not be empty.')
+        with transaction.atomic():
+            keys = [self._save(self.model(), row) for row in rows]
+        return self.read_many(keys) if many else self.read_one(keys[0])
+
+    def update(self, keys: list[Any], data: Any, many: bool) -> dict[str, Any] | list[dict[str, Any]]:
+        with transaction.atomic():
+            for instance in self._visible(keys, lock=True):
+                self._save(instance, data)
+        return self.read_many(keys) if many else self.read_one(keys[0])
+
+    def delete(self, keys: list[Any]) -> list[Any]:
+        with transaction.atomic():
+            instances = self._visible(keys, lock=True)
+            self.model._default_manager.filter(pk__in=[i.pk for i in instances]).delete()
+        return [instance.pk for instance in instances]
+
+    def keys_matching(self) -> list[Any]:
+        """Keys of the rows the query selects (delete by query)."""
+        return list(reads.scoped(self.plan).order_by(*self.plan.order).values_list("pk", flat=True))
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def key(self, raw: Any) -> Any:
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise InvalidPayload("Keys must be strings or integers.")
+        try:
+            return self.model._meta.pk.to_python(raw)
+        except ValidationError as exc:
+            raise InvalidPayload(f'Invalid key "{raw}".') from exc
+
+    def _visible(self, raw_keys: list[Any], lock: bool) -> list[models.Model]:
+        keys = [self.key(k) for k in raw_keys]
+        rule = self.principal.row_q(self.collection)
+        queryset = self.model._default_manager.filter(pk__in=keys)
+        if rule is not None:
+            queryset = queryset.filter(rule)
+        if lock:
+            queryset = queryset.select_for_update()
+        found = {instance.pk: instance for instance in queryset}
+        if len(found) != len(set(keys)):
+            raise Forbidden(NO_ITEM)
+        return [found[k] for k in dict.fromkeys(keys)]
+
+    def _save(self, instance: models.Model, data: Any) -> Any:
+        if not isinstance(data, dict) or (not data and instance.pk is not None):
+            raise InvalidPayload('"data" must be a non-empty object.')
+        for name, value in data.items():
+            self._assign(instance, name, value)
+        try:
+            instance.full_clean()
+            with transaction.atomic():
+                instance.save()
+        except ValidationError as exc:
+            raise _validation_error(exc) from exc
+        except IntegrityError as exc:
+            raise RecordNotUnique("Value has to be unique.") from exc
+        rule = self.principal.row_q(self.collection)
+        if rule is not None and not self.model._default_manager.filter(rule, pk=instance.pk).exists():
+            raise Forbidden("You don't have permission to write this item.")
+        return instance.pk
+
+    def _assign(self, instance: models.Model, name: Any, value: Any) -> None:
+        field = self.collection.model_field(name) if isinstance(name, str) else None
+        if field is None:
+            raise InvalidPayload(f'Unknown field "{name}" in collection "{self.collection.name}".')
+        if field.primary_key or not field.editable:
+            raise InvalidPayload(f'Field "{name}" is read-only.')
+        if field.name not in self.principal.readable(self.collection):
+            raise reads.field_forbidden(self.collection, field.name)
+        if field.is_relation and field.many_to_one:
+            value = self._related_key(field, value)
+            setattr(instance, field.attname, value)
+            return
+        setattr(instance, field.name, value)
+
+    def _related_key(self, field: models.Field[Any, Any], value: Any) -> Any:
+        if value is None:
+            return None
+        target = registry.for_model(field.related_model)  # type: ignore[arg-type]
+        invalid = InvalidPayload(f'Invalid value for field "{field.name}": no such item.')
+        if target is None or not self.principal.has_perm(target, "view") or isinstance(value, bool):
+            raise invalid
+        try:
+            key = target.model._meta.pk.to_python(value)
+        except ValidationError as exc:
+            raise invalid from exc
+        visible = target.model._default_manager.filter(pk=key)
+        rule = self.principal.row_q(target)
+        if rule is not None:
+            visible = visible.filter(rule)
+        if not visible.exists():
+            raise invalid
+        return key
+
+
+def _validation_error(exc: ValidationError) -> InvalidPayload | RecordNotUnique:
+    errors = exc.error_dict if hasattr(exc, "error_dict") else {"__all__": exc.error_list}
+    for name, problems in errors.items():
+        for problem in problems:
+            if problem.code == "unique" or problem.code == "unique_together":
+                where = f'field "{name}"' if name != "__all__" else "these fields"
+                return RecordNotUnique(f"Value for {where} has to be unique.")
+        text = " ".join(str(message) for problem in problems for message in problem.messages)
+        if name == "__all__":
+            return InvalidPayload(f"Validation failed: {text}")
+        return InvalidPayload(f'Validation failed for field "{name}": {text}')
+    return InvalidPayload("Validation failed.")
+
+
+def selector(message: dict[str, Any]) -> tuple[str, Any]:
+    """Which of ``id``, ``ids``, ``query`` a message selects rows by: ``("id", 5)``, ``("ids", [...])``, ..."""
+    if "id" in message and message["id"] is not None:
+        return "id", message["id"]
+    if "ids" in message and message["ids"] is not None:
+        ids = message["ids"]
+        if not isinstance(ids, list) or not ids:
+            raise InvalidPayload('"ids" must be a non-empty array.')
+        return "ids", ids
+    if message.get("query") is not None:
+        return "query", message["query"]
+    return "none", None

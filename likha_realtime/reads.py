@@ -1,0 +1,204 @@
+"""Reading rows under a principal's rights: fields, filter, sort and window of a query, row and field rules.
+
+Synchronous (database) code: callers in async contexts wrap it with ``database_sync_to_async``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, models
+from django.db.models import Q, QuerySet
+
+from likha_realtime.collections import Collection, registry
+from likha_realtime.permissions import Principal
+from likha_realtime.query import Query
+from likha_realtime.query import Unevaluable, compile_filter, evaluate
+from realtime_auth.protocol import Forbidden, InvalidQuery
+
+
+def no_access(collection_name: Any) -> Forbidden:
+    return Forbidden(f'You don\'t have permission to access collection "{collection_name}" or it does not exist.')
+
+
+def field_forbidden(collection: Collection, name: str) -> Forbidden:
+    return Forbidden(f'You don\'t have permission to access field "{name}" in collection "{collection.name}".')
+
+
+def collection_for(principal: Principal, name: Any, action: str = "view") -> Collection:
+    """The registered collection ``name`` if ``principal`` may ``action`` it; one answer for both failures."""
+    collection = registry.get(name)
+    if collection is None or not principal.has_perm(collection, action):
+        raise no_access(name if isinstance(name, str) else "")
+    return collection
+
+
+@dataclass
+class ReadPlan:
+    collection: Collection
+    principal: Principal
+    query: Query
+    condition: Q  # row rule AND filter
+    paths: list[str]  # ORM ``values()`` paths
+    output: list[tuple[str, ...]]  # requested fields as path tuples, in order
+    nested_rules: dict[str, tuple[Collection, Q]] = field(default_factory=dict)  # relation -> rule to apply
+    order: list[str] = field(default_factory=list)
+
+
+def plan_read(collection: Collection, principal: Principal, query: Query) -> ReadPlan:
+    """Validate ``query`` against ``principal``'s rights and prepare the database read."""
+    condition = principal.row_q(collection) or Q()
+    if query.filter:
+        condition &= compile_filter(collection.model, query.filter, guard=_guard(principal))
+    plan = ReadPlan(collection, principal, query, condition, [], [])
+    for name in query.fields:
+        _plan_field(plan, collection, principal, name)
+    plan.order = [_order_path(collection, principal, key) for key in query.sort] + ["pk"]
+    return plan
+
+
+def _guard(principal: Principal) -> Any:
+    def guard(model: type[models.Model], name: str) -> None:
+        target = registry.for_model(model)
+        if target is None or not principal.has_perm(target, "view"):
+            raise no_access(target.name if target else model._meta.model_name)
+        if name != "pk" and name not in principal.readable(target):
+            if target.model_field(name) is None and name not in _all_field_names(model):
+                return  # unknown: the compiler reports INVALID_QUERY
+            raise field_forbidden(target, name)
+
+    return guard
+
+
+def _all_field_names(model: type[models.Model]) -> set[str]:
+    return {f.name for f in model._meta.get_fields()}
+
+
+def _plan_field(plan: ReadPlan, collection: Collection, principal: Principal, name: str) -> None:
+    head, _, rest = name.partition(".")
+    if head == "*" and not rest:
+        for field_name in collection.fields:
+            if field_name in principal.readable(collection):
+                _add(plan, (field_name,), field_name)
+        return
+    model_field = _readable_field(collection, principal, head)
+    if not rest:
+        _add(plan, (head,), head)
+        return
+    if not (model_field.is_relation and model_field.many_to_one):
+        raise InvalidQuery(f'Field "{head}" of collection "{collection.name}" is not a relation.')
+    target = registry.for_model(model_field.related_model)  # type: ignore[arg-type]
+    if target is None or not principal.has_perm(target, "view"):
+        raise field_forbidden(collection, name)
+    rule = principal.row_q(target)
+    if rule is not None:
+        plan.nested_rules[head] = (target, rule)
+    _add(plan, None, head)  # the related key: null relations and the related row rule
+    names = [n for n in target.fields if n in principal.readable(target)] if rest == "*" else [rest]
+    for sub in names:
+        if "." in sub:
+            raise InvalidQuery(f'Field "{name}": only one level of relation is supported.')
+        _readable_field(target, principal, sub)
+        _add(plan, (head, sub), f"{head}__{sub}")
+
+
+def _add(plan: ReadPlan, output: tuple[str, ...] | None, path: str) -> None:
+    if path not in plan.paths:
+        plan.paths.append(path)
+    if output is not None and output not in plan.output:
+        plan.output.append(output)
+
+
+def _readable_field(collection: Collection, principal: Principal, name: str) -> Any:
+    model_field = collection.model_field(name)
+    if model_field is None:
+        raise InvalidQuery(f'Unknown field "{name}" in collection "{collection.name}".')
+    if model_field.name not in principal.readable(collection):
+        raise field_forbidden(collection, name)
+    return model_field
+
+
+def _order_path(collection: Collection, principal: Principal, key: str) -> str:
+    descending = key.startswith("-")
+    name = key.lstrip("-")
+    head, _, rest = name.partition(".")
+    model_field = _readable_field(collection, principal, head)
+    path = head
+    if rest:
+        target = registry.for_model(model_field.related_model) if model_field.is_relation else None
+        if target is None or not principal.has_perm(target, "view"):
+            raise field_forbidden(collection, name)
+        _readable_field(target, principal, rest)
+        path = f"{head}__{rest}"
+    return f"-{path}" if descending else path
+
+
+def scoped(plan: ReadPlan) -> QuerySet[Any]:
+    return plan.collection.model._default_manager.filter(plan.condition)
+
+
+def read(plan: ReadPlan, *, keys: Iterable[Any] | None = None, window: bool = True) -> list[dict[str, Any]]:
+    """Rows of the plan (only ``keys`` when given), shaped as the requested fields."""
+    queryset = scoped(plan)
+    if keys is not None:
+        queryset = queryset.filter(pk__in=list(keys))
+    queryset = queryset.order_by(*plan.order)
+    if window:
+        queryset = queryset[plan.query.offset : plan.query.offset + plan.query.limit]
+    rows = list(queryset.values(*plan.paths))
+    hidden = _hidden_relations(plan, rows)
+    return [_shape(plan, row, hidden) for row in rows]
+
+
+def _hidden_relations(plan: ReadPlan, rows: list[dict[str, Any]]) -> dict[str, set[Any]]:
+    """Related keys whose rows the principal's row rule on the related collection hides."""
+    hidden: dict[str, set[Any]] = {}
+    for relation, (target, rule) in plan.nested_rules.items():
+        related = {row[relation] for row in rows if row[relation] is not None}
+        visible = set(target.model._default_manager.filter(rule, pk__in=related).values_list("pk", flat=True))
+        hidden[relation] = related - visible
+    return hidden
+
+
+def _shape(plan: ReadPlan, row: dict[str, Any], hidden: dict[str, set[Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in plan.output:
+        if len(path) == 1:
+            if path[0] not in out:
+                out[path[0]] = row[path[0]]
+            continue
+        relation, name = path
+        if row[relation] is None or row[relation] in hidden.get(relation, ()):
+            out[relation] = None
+            continue
+        nested = out.get(relation)
+        if not isinstance(nested, dict):
+            nested = out[relation] = {}
+        nested[name] = row[f"{relation}__{name}"]
+    return out
+
+
+def meta(plan: ReadPlan) -> dict[str, int]:
+    result: dict[str, int] = {}
+    if "total_count" in plan.query.meta:
+        rule = plan.principal.row_q(plan.collection) or Q()
+        result["total_count"] = plan.collection.model._default_manager.filter(rule).count()
+    if "filter_count" in plan.query.meta:
+        result["filter_count"] = scoped(plan).count()
+    return result
+
+
+def visible_deletes(plan: ReadPlan, keys: tuple[Any, ...], snapshots: tuple[dict[str, Any] | None, ...]) -> list[Any]:
+    """The deleted keys this plan's principal could read and whose filter matched before deletion."""
+    if not snapshots:  # published without row values: only unconditional subscriptions may hear of it
+        return list(keys) if not plan.condition else []
+    visible = []
+    for key, before in zip(keys, snapshots, strict=False):
+        try:
+            if before is not None and evaluate(plan.condition, before, connection.vendor):
+                visible.append(key)
+        except Unevaluable:
+            continue  # a rule we cannot check on a snapshot: never leak the delete
+    return visible

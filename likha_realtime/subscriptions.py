@@ -1,0 +1,132 @@
+"""Subscriptions of the REST socket (PROTOCOL §5): validation, the init read, and the frames they receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from likha_realtime import reads
+from likha_realtime.conf import realtime_settings
+from likha_realtime.events.model import ACTIONS
+from likha_realtime.permissions import Principal
+from likha_realtime.query import parse_query
+from realtime_auth.protocol import Forbidden, InvalidPayload, InvalidQuery, valid_uid
+
+
+@dataclass(frozen=True)
+class Subscription:
+    uid: str | None  # echoed as a string in subscription frames
+    collection: str
+    raw_query: Any
+    event: str | None  # only this action; also means "no init data"
+    item: Any  # one row's key as the client sent it (matched as a string)
+    plan: reads.ReadPlan | None  # None while the connection's rights cannot read it (suspended)
+    # Subscriptions with equal batch keys receive identical data for every event: one re-read serves them all.
+    batch_key: tuple[Any, ...] = ()
+
+    @property
+    def item_key(self) -> str | None:
+        return None if self.item is None else str(self.item)
+
+    def wants(self, action: str, keys: tuple[Any, ...]) -> bool:
+        if self.plan is None or (self.event is not None and self.event != action):
+            return False
+        return self.item is None or self.item_key in {str(key) for key in keys}
+
+    def frame(self, event: str, data: Any = None, meta: dict[str, int] | None = None, *, with_data: bool = True) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "subscription", "event": event}
+        if with_data:
+            frame["data"] = data
+        if meta:
+            frame["meta"] = meta
+        if self.uid is not None:
+            frame["uid"] = self.uid
+        return frame
+
+
+def parse_subscribe(message: dict[str, Any]) -> tuple[str, Any, str | None, Any]:
+    """``(collection, query, event, item)`` of a subscribe message; ``InvalidPayload`` naming the bad key."""
+    collection = message.get("collection")
+    if not isinstance(collection, str) or not collection:
+        raise InvalidPayload('Validation error: "collection" must be a non-empty string.')
+    event = message.get("event")
+    if event is not None and event not in ACTIONS:
+        raise InvalidPayload('Validation error: "event" must be one of "create", "update", "delete".')
+    item = message.get("item")
+    if item is not None and (isinstance(item, bool) or not isinstance(item, str | int)):
+        raise InvalidPayload('Validation error: "item" must be a string or an integer key.')
+    query = message.get("query")
+    if query is not None and not isinstance(query, dict):
+        raise InvalidPayload('Validation error: "query" must be an object.')
+    return collection, query, event, item
+
+
+def subscribe(principal: Principal, message: dict[str, Any]) -> tuple[Subscription, dict[str, Any]]:
+    """Validate and authorize a subscribe message (sync: reads the database); returns it and its init frame."""
+    collection_name, raw_query, event, item = parse_subscribe(message)
+    uid = message.get("uid")
+    subscription = Subscription(None if uid is None else str(uid), collection_name, raw_query, event, item, None)
+    subscription = with_plan(subscription, plan_for(principal, collection_name, raw_query))
+    return subscription, init_frame(subscription)
+
+
+def with_plan(subscription: Subscription, plan: reads.ReadPlan | None) -> Subscription:
+    if plan is None:
+        return replace(subscription, plan=None, batch_key=())
+    signature = plan.principal.signature(plan.collection)  # sync: may read permissions
+    return replace(subscription, plan=plan, batch_key=(signature, plan.query.cache_key(), subscription.item_key))
+
+
+def plan_for(principal: Principal, collection_name: str, raw_query: Any) -> reads.ReadPlan:
+    collection = reads.collection_for(principal, collection_name)
+    query = parse_query(
+        raw_query,
+        limit_default=realtime_settings.QUERY_LIMIT_DEFAULT,
+        limit_max=realtime_settings.QUERY_LIMIT_MAX,
+    )
+    return reads.plan_read(collection, principal, query)
+
+
+def init_frame(subscription: Subscription) -> dict[str, Any]:
+    plan = subscription.plan
+    assert plan is not None
+    if subscription.event is not None:
+        return subscription.frame("init", with_data=False)
+    if subscription.item is not None:
+        key = plan.collection.model._meta.pk.to_python(subscription.item)
+        rows = reads.read(plan, keys=[key], window=False)
+        return subscription.frame("init", rows[0] if rows else None)
+    return subscription.frame("init", reads.read(plan), reads.meta(plan) or None)
+
+
+def replan(subscription: Subscription, principal: Principal) -> Subscription:
+    """The subscription under new rights; ``plan`` is None when they cannot read it."""
+    try:
+        plan = plan_for(principal, subscription.collection, subscription.raw_query)
+    except (Forbidden, InvalidQuery):
+        plan = None
+    return with_plan(subscription, plan)
+
+
+def event_payload(subscription: Subscription, action: str, keys: tuple[Any, ...], snapshots: tuple[Any, ...]) -> Any:
+    """What this subscription's frame carries for an event (sync); ``None`` when nothing is left to send."""
+    plan = subscription.plan
+    assert plan is not None
+    if subscription.item is not None:
+        pairs = [(k, s) for k, s in zip(keys, snapshots or (None,) * len(keys), strict=False) if str(k) == subscription.item_key]
+        keys = tuple(k for k, _ in pairs)
+        snapshots = tuple(s for _, s in pairs) if snapshots else ()
+    if action == "delete":
+        visible = reads.visible_deletes(plan, keys, snapshots)
+        if not visible:
+            return None
+        return visible[0] if subscription.item is not None else visible
+    rows = reads.read(plan, keys=keys, window=False)
+    if not rows:
+        return None
+    return rows[0] if subscription.item is not None else rows
+
+
+def uid_of(message: dict[str, Any]) -> Any:
+    uid = message.get("uid")
+    return uid if valid_uid(uid) else None
