@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
 from likha_realtime import reads
-from likha_realtime.collections import Collection, registry
+from likha_realtime.collections import registry
 from likha_realtime.conf import realtime_settings
 from likha_realtime.permissions import Principal
 from likha_realtime.query import parse_query

@@ -70,4 +70,6 @@ def _public_permissions() -> frozenset[str]:
     group = Group.objects.filter(name=auth_settings.PUBLIC_ROLE).first()
     if group is None:
         return frozenset()
-    return frozenset(f"{app}.{codename}" for app, codename in group.permissions.values_list("content_type__app_label", "codename"))
+    return frozenset(
+        f"{app}.{codename}" for app, codename in group.permissions.values_list("content_type__app_label", "codename")
+    )

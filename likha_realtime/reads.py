@@ -14,8 +14,7 @@ from django.db.models import Q, QuerySet
 
 from likha_realtime.collections import Collection, registry
 from likha_realtime.permissions import Principal
-from likha_realtime.query import Query
-from likha_realtime.query import Unevaluable, compile_filter, evaluate
+from likha_realtime.query import Query, Unevaluable, compile_filter, evaluate
 from realtime_auth.protocol import Forbidden, InvalidQuery
 
 

@@ -33,7 +33,9 @@ class Subscription:
             return False
         return self.item is None or self.item_key in {str(key) for key in keys}
 
-    def frame(self, event: str, data: Any = None, meta: dict[str, int] | None = None, *, with_data: bool = True) -> dict[str, Any]:
+    def frame(
+        self, event: str, data: Any = None, meta: dict[str, int] | None = None, *, with_data: bool = True
+    ) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "subscription", "event": event}
         if with_data:
             frame["data"] = data
@@ -113,7 +115,11 @@ def event_payload(subscription: Subscription, action: str, keys: tuple[Any, ...]
     plan = subscription.plan
     assert plan is not None
     if subscription.item is not None:
-        pairs = [(k, s) for k, s in zip(keys, snapshots or (None,) * len(keys), strict=False) if str(k) == subscription.item_key]
+        pairs = [
+            (k, s)
+            for k, s in zip(keys, snapshots or (None,) * len(keys), strict=False)
+            if str(k) == subscription.item_key
+        ]
         keys = tuple(k for k, _ in pairs)
         snapshots = tuple(s for _, s in pairs) if snapshots else ()
     if action == "delete":

@@ -88,8 +88,17 @@ if _redis_url:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py's default asyncio pool (100) overflows under connect storms (DESIGN.md).
-                "hosts": [{"address": _redis_url, "max_connections": env.int("REDIS_MAX_CONNECTIONS", 1000, 1)}],
+                # redis-py 8's default asyncio pool (100) overflows under connect storms, and its default
+                # socket_timeout (5 s) equals channels-redis' BZPOPMIN timeout (5 s), so idle receives fail at
+                # random with "Timeout reading from ..." (redis/redis-py#4091): read timeout above the block time.
+                "hosts": [
+                    {
+                        "address": _redis_url,
+                        "max_connections": env.int("REDIS_MAX_CONNECTIONS", 1000, 1),
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                    }
+                ],
                 "prefix": env.str("REDIS_PREFIX", "likha"),
                 "capacity": env.int("REDIS_CHANNEL_CAPACITY", 1000, 1),
                 "expiry": 60,

@@ -94,8 +94,9 @@ class RestConsumer(JsonSocketConsumer):
             await self.send_error("subscribe", error, uid)
 
 
-
-def _replan(user: Any, current: dict[str, Subscription], drop: bool) -> tuple[Principal, dict[str, Subscription], list[str]]:
+def _replan(
+    user: Any, current: dict[str, Subscription], drop: bool
+) -> tuple[Principal, dict[str, Subscription], list[str]]:
     """The principal of ``user`` and the subscriptions re-planned under it (dropped ones listed by uid)."""
     principal = Principal(user)
     kept: dict[str, Subscription] = {}

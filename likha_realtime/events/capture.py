@@ -62,8 +62,9 @@ def record(event: Event, using: str = DEFAULT_DB_ALIAS) -> None:
     transaction.on_commit(_Hook(event, using), using=using)
 
 
-def _on_save(sender: type[Model], instance: Model, created: bool, raw: bool = False, using: str = DEFAULT_DB_ALIAS,
-             **kwargs: Any) -> None:
+def _on_save(
+    sender: type[Model], instance: Model, created: bool, raw: bool = False, using: str = DEFAULT_DB_ALIAS, **kwargs: Any
+) -> None:
     collection = registry.for_model(sender)
     if collection is None or raw:
         return

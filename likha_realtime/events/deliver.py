@@ -24,7 +24,9 @@ class Subscriber(Protocol):
     async def send_frame(self, frame: dict[str, Any]) -> None: ...
 
 
-def batches(event: Event, subscribers: list[Subscriber]) -> dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]]:
+def batches(
+    event: Event, subscribers: list[Subscriber]
+) -> dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]]:
     grouped: dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]] = defaultdict(list)
     for subscriber in subscribers:
         for subscription in subscriber.subscriptions_for(event.collection):

@@ -68,10 +68,15 @@ class Dispatcher:
         async with self._start_lock:
             if self.channel is not None:
                 return
-            self.channel = await self.layer.new_channel("likha.fanout.")
+            # The default "specific" prefix matters: channels-redis reads all of a process's specific channels
+            # from one Redis list under one lock; a second prefix would make the two readers block each other.
+            self.channel = await self.layer.new_channel()
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._receive()), loop.create_task(self._work()),
-                           loop.create_task(self._refresh())]
+            self._tasks = [
+                loop.create_task(self._receive()),
+                loop.create_task(self._work()),
+                loop.create_task(self._refresh()),
+            ]
 
     async def _receive(self) -> None:
         while True:
@@ -87,8 +92,12 @@ class Dispatcher:
                 self.queue.put_nowait(message)
             except asyncio.QueueFull:
                 stats.queue_dropped += 1
-                logger.error("delivery queue full (%d): dropped a %s event on %s", QUEUE_SIZE,
-                             message.get("action"), message.get("collection"))
+                logger.error(
+                    "delivery queue full (%d): dropped a %s event on %s",
+                    QUEUE_SIZE,
+                    message.get("action"),
+                    message.get("collection"),
+                )
 
     async def _work(self) -> None:
         while True:
@@ -97,7 +106,9 @@ class Dispatcher:
                 await self._deliver(message)
             except Exception:
                 stats.delivery_errors += 1
-                logger.exception("delivery of a %s event on %s failed", message.get("action"), message.get("collection"))
+                logger.exception(
+                    "delivery of a %s event on %s failed", message.get("action"), message.get("collection")
+                )
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         collection = registry.get(message.get("collection"))

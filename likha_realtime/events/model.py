@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import datetime
-import decimal
-import uuid
-
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 ACTIONS = ("create", "update", "delete")
@@ -64,8 +64,8 @@ def retype(model: type[models.Model], row: dict[str, Any] | None) -> dict[str, A
             continue
         try:
             field = model._meta.get_field(name)
-        except Exception:
-            continue
+        except FieldDoesNotExist:
+            continue  # a field the model no longer has (publisher on an older schema)
         if field.is_relation and field.many_to_one:
             typed[name] = retype(field.related_model, value)  # type: ignore[arg-type]
         elif value is None:

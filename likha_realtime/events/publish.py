@@ -75,9 +75,16 @@ def publish_events(events: list[Event]) -> None:
     for event in events:
         try:
             with _send_lock:
-                message = {"type": EVENT_MESSAGE, **event.to_message(), "publisher": PUBLISHER_ID, "seq": next(_sequence)}
+                message = {
+                    "type": EVENT_MESSAGE,
+                    **event.to_message(),
+                    "publisher": PUBLISHER_ID,
+                    "seq": next(_sequence),
+                }
                 async_to_sync(layer.group_send)(group_name(event.collection), message)
             stats.published += 1
         except Exception:
             stats.publish_failures += 1
-            logger.exception("could not publish %s event on %s (%d keys)", event.action, event.collection, len(event.keys))
+            logger.exception(
+                "could not publish %s event on %s (%d keys)", event.action, event.collection, len(event.keys)
+            )

@@ -183,7 +183,7 @@ class DaphneProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.log_path is not None:
+        if self.log_path is not None and not os.environ.get("LIKHA_KEEP_SERVER_LOGS"):
             self.log_path.unlink(missing_ok=True)
 
     def log(self) -> str:

@@ -1,0 +1,199 @@
+"""Compiles the filter language of PROTOCOL §5 into a Django ``Q`` that ``evaluate`` reproduces row by row.
+
+Null semantics (shared by the database and ``evaluate``): comparisons, ``_in``, ``_between`` and the text operators
+never match NULL; ``_eq: null`` / ``_neq: null`` are ``_null`` / ``_nnull``; ``_neq``, ``_nin`` and ``_ncontains``
+are negations and so do match NULL; a path through a NULL relation reads as NULL. Operators on a relation itself
+compare its target key (``{"customer": {"_eq": 5}}`` is ``customer__id__exact=5``).
+"""
+
+from __future__ import annotations
+
+import operator as op
+from collections.abc import Callable
+from functools import reduce
+from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Field, Model, Q
+
+from likha_realtime.query.coerce import coerce, is_supported, is_text
+from likha_realtime.query.evaluate import Unevaluable, evaluate, fold
+from likha_realtime.query.snapshot import snapshot
+from realtime_auth.protocol import InvalidQuery
+
+__all__ = ["OPERATORS", "Guard", "Unevaluable", "compile_filter", "evaluate", "fold", "snapshot"]
+
+Guard = Callable[[type[Model], str], None]
+
+MAX_DEPTH = 16
+MAX_VALUES = 1000
+LOGICAL = {"_and": op.and_, "_or": op.or_}
+COMPARISONS = {"_lt": "lt", "_lte": "lte", "_gt": "gt", "_gte": "gte"}
+TEXT_OPERATORS = {
+    "_contains": "lk_contains",
+    "_ncontains": "lk_contains",
+    "_icontains": "lk_icontains",
+    "_starts_with": "lk_startswith",
+    "_ends_with": "lk_endswith",
+}
+OPERATORS = (
+    "_eq", "_neq", *COMPARISONS, "_in", "_nin", "_null", "_nnull", *TEXT_OPERATORS, "_between",
+)  # fmt: skip
+
+
+def compile_filter(model: type[Model], raw_filter: dict[str, Any], *, guard: Guard | None = None) -> Q:
+    """The ``Q`` of ``raw_filter`` on ``model``; ``guard(model, field_name)`` vets each field before it is used."""
+    if not isinstance(raw_filter, dict):
+        raise InvalidQuery('"filter" must be an object.')
+    return _Compiler(guard).scope(model, raw_filter, "", "", 0)
+
+
+def _leaf(path: str, lookup: str, value: Any) -> Q:
+    return Q(**{f"{path}__{lookup}": value})
+
+
+def _all(conditions: list[Q]) -> Q:
+    return reduce(op.and_, conditions) if conditions else Q()
+
+
+class _Compiler:
+    def __init__(self, guard: Guard | None) -> None:
+        self.guard = guard
+
+    def scope(self, model: type[Model], raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
+        """Every key of ``raw`` (fields and ``_and``/``_or``) on ``model``, ANDed."""
+        if depth > MAX_DEPTH:
+            raise InvalidQuery(f'"filter" is nested too deeply (at most {MAX_DEPTH} levels).')
+        conditions = []
+        for key, value in raw.items():
+            if key in LOGICAL:
+                conditions.append(self.logical(model, key, value, path, label, depth))
+            elif key in OPERATORS:
+                raise InvalidQuery(f'Operator "{key}" must be applied to a field, as in {{"name": {{"{key}": …}}}}.')
+            else:
+                conditions.append(self.condition(model, str(key), value, path, label, depth))
+        return _all(conditions)
+
+    def logical(self, model: type[Model], key: str, value: Any, path: str, label: str, depth: int) -> Q:
+        if not isinstance(value, list) or not value or not all(isinstance(item, dict) and item for item in value):
+            raise InvalidQuery(f'"{key}" must be a non-empty list of non-empty filter objects.')
+        return reduce(LOGICAL[key], [self.scope(model, item, path, label, depth + 1) for item in value])
+
+    def condition(self, model: type[Model], key: str, value: Any, path: str, label: str, depth: int) -> Q:
+        """The condition of one (possibly dotted) field key."""
+        name, dot, rest = key.partition(".")
+        if not name or (dot and not rest):
+            raise InvalidQuery(f'Invalid field path "{label}{key}" in "filter".')
+        field = self.field(model, name, label + name)
+        if dot:
+            related = self.related(field, label + name)
+            return self.condition(related, rest, value, f"{path}{field.name}__", f"{label}{name}.", depth + 1)
+        if not isinstance(value, dict) or not value:
+            raise InvalidQuery(f'The filter on "{label}{name}" must be an object of operators, such as {{"_eq": …}}.')
+        if field.is_relation:
+            return self.relation(field, value, f"{path}{field.name}", f"{label}{name}", depth)
+        return self.operators(field, value, f"{path}{field.name}", f"{label}{name}")
+
+    def field(self, model: type[Model], name: str, label: str) -> Field:
+        """The field ``name`` of ``model`` (``pk``, and ``id`` without such a field, mean the primary key)."""
+        real = model._meta.pk.name if name == "pk" or (name == "id" and not _has_field(model, "id")) else name
+        if self.guard is not None:
+            self.guard(model, real)
+        try:
+            field = model._meta.get_field(real)
+        except FieldDoesNotExist:
+            raise InvalidQuery(f'Unknown field "{name}" on model "{model._meta.model_name}".') from None
+        if field.is_relation and not (field.concrete and (field.many_to_one or field.one_to_one)):
+            raise InvalidQuery(f'Filtering on "{label}" is not supported: only fields and forward relations are.')
+        if not is_supported(field.target_field if field.is_relation else field):
+            raise InvalidQuery(f'Filtering on "{label}" is not supported.')
+        return field
+
+    def related(self, field: Field, label: str) -> type[Model]:
+        if not field.is_relation:
+            raise InvalidQuery(f'"{label}" is not a relation, so "{label}.…" cannot be filtered.')
+        return field.related_model
+
+    def relation(self, field: Field, raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
+        """Operators on the relation's key, and conditions on the related model's fields."""
+        operators = {key: value for key, value in raw.items() if _is_operator(key)}
+        conditions = []
+        if operators:
+            target = field.target_field
+            conditions.append(self.operators(target, operators, f"{path}__{target.name}", label))
+        nested = {key: value for key, value in raw.items() if not _is_operator(key)}
+        if nested:
+            conditions.append(self.scope(field.related_model, nested, f"{path}__", f"{label}.", depth + 1))
+        return _all(conditions)
+
+    def operators(self, field: Field, raw: dict[str, Any], path: str, label: str) -> Q:
+        conditions = []
+        for name, value in raw.items():
+            if name not in OPERATORS:
+                raise InvalidQuery(f'Unknown operator "{name}" on "{label}"; expected one of {", ".join(OPERATORS)}.')
+            conditions.append(_operator(field, name, value, path, label))
+        return _all(conditions)
+
+
+def _is_operator(key: str) -> bool:
+    """In a relation object, ``_``-keys other than ``_and``/``_or`` are operators on the relation's key."""
+    return key.startswith("_") and key not in LOGICAL
+
+
+def _has_field(model: type[Model], name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
+def _operator(field: Field, name: str, value: Any, path: str, label: str) -> Q:
+    if name in ("_null", "_nnull"):
+        if not isinstance(value, bool):
+            raise InvalidQuery(f'"{name}" on "{label}" expects true or false.')
+        return _leaf(path, "isnull", value == (name == "_null"))
+    if name in ("_eq", "_neq"):
+        if value is None:
+            return _leaf(path, "isnull", name == "_eq")
+        condition = _leaf(path, "exact", _value(field, value, name, label))
+        return condition if name == "_eq" else ~condition
+    if name in ("_in", "_nin"):
+        condition = _leaf(path, "in", _values(field, value, name, label))
+        return condition if name == "_in" else ~condition
+    if name == "_between":
+        return _between(field, value, path, label)
+    if name in COMPARISONS:
+        lookup = COMPARISONS[name]
+        return _leaf(path, f"lk_{lookup}" if is_text(field) else lookup, _value(field, value, name, label))
+    return _text(field, name, value, path, label)
+
+
+def _value(field: Field, value: Any, name: str, label: str) -> Any:
+    if value is None:
+        raise InvalidQuery(f'"{name}" on "{label}" expects a value, received null.')
+    return coerce(field, value, label=label, operator=name)
+
+
+def _values(field: Field, value: Any, name: str, label: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) > MAX_VALUES:
+        raise InvalidQuery(f'"{name}" on "{label}" expects a list of at most {MAX_VALUES} values.')
+    return [_value(field, item, name, label) for item in value]
+
+
+def _between(field: Field, value: Any, path: str, label: str) -> Q:
+    if not isinstance(value, list) or len(value) != 2:
+        raise InvalidQuery(f'"_between" on "{label}" expects a list of two values, [low, high].')
+    low, high = (_value(field, item, "_between", label) for item in value)
+    if is_text(field):
+        return _leaf(path, "lk_gte", low) & _leaf(path, "lk_lte", high)
+    return _leaf(path, "range", (low, high))
+
+
+def _text(field: Field, name: str, value: Any, path: str, label: str) -> Q:
+    if not is_text(field):
+        raise InvalidQuery(f'"{name}" applies to text fields only, and "{label}" is not one.')
+    if not isinstance(value, str):
+        raise InvalidQuery(f'"{name}" on "{label}" expects a string.')
+    condition = _leaf(path, TEXT_OPERATORS[name], _value(field, value, name, label))
+    return ~condition if name == "_ncontains" else condition
