@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: run install install-dev migrate seed test test-sqlite test-postgres lint format bench clean
 
 $(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.stamp-runtime: requirements.txt pyproject.toml | $(VENV)/bin/python

@@ -20,6 +20,13 @@ MAX_CLOSE_REASON_BYTES = 123
 CONFIGURATION_ERROR_STATUS = 2
 
 
+def transport_limit() -> int:
+    """Bytes the transport accepts in one message: 4 x the application's limit (at least daphne's 1 MiB)."""
+    from likha_realtime.conf import realtime_settings
+
+    return max(4 * int(realtime_settings.MESSAGE_MAX_BYTES), 1024 * 1024)
+
+
 def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:
     """``reason`` cut to at most ``limit`` UTF-8 bytes, never in the middle of a character."""
     # Lone surrogates cannot be sent as UTF-8; "replace" turns them into "?".
@@ -53,7 +60,18 @@ class ReasonWebSocketProtocol(daphne.ws_protocol.WebSocketProtocol):
 
 
 class Server(daphne.server.Server):
-    """Daphne's server whose WebSocket factory builds :class:`ReasonWebSocketProtocol` instances."""
+    """Daphne's server whose WebSocket factory builds :class:`ReasonWebSocketProtocol` instances.
+
+    Unless given on the command line, its transport limits on incoming messages and frames follow the
+    ``MESSAGE_MAX_BYTES`` setting with room to spare, so an oversized message reaches the application, which
+    answers it with ``INVALID_PAYLOAD`` and close 4413; only far larger ones are cut off by the transport.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for name in ("websocket_max_message_size", "websocket_max_frame_size"):
+            if kwargs.get(name) is None:
+                kwargs[name] = transport_limit()
+        super().__init__(*args, **kwargs)
 
     @property
     def ws_factory(self) -> daphne.ws_protocol.WebSocketFactory:
@@ -77,6 +95,8 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
         super().__init__()
         # daphne's default (86400) closes every socket after 24 hours; -1 never does.
         self.parser.set_defaults(websocket_timeout=-1)
+        # None: derived from the MESSAGE_MAX_BYTES setting once Django is configured (see Server).
+        self.parser.set_defaults(websocket_max_message_size=None, websocket_max_frame_size=None)
         # argparse has no public API to make an existing positional optional; adjust daphne's action.
         for action in self.parser._actions:
             if action.dest == "application":
@@ -87,7 +107,9 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
 
     def load_asgi_app(self, asgi_app_path: str) -> Any:
         try:
-            return super().load_asgi_app(asgi_app_path)
+            application = super().load_asgi_app(asgi_app_path)
+            run_system_checks()
+            return application
         except ImproperlyConfigured as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             self.parser.exit(CONFIGURATION_ERROR_STATUS, f"configuration error: {message}\n")
@@ -95,6 +117,18 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
     def run(self, args: Sequence[str]) -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
         super().run(list(args))
+
+
+def run_system_checks() -> None:
+    """Django's system checks (settings of the realtime apps included): errors stop the server, as in runserver."""
+    from django.conf import settings
+    from django.core import checks
+
+    if not settings.configured:
+        return
+    errors = [message for message in checks.run_checks() if message.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("; ".join(f"{e.msg} ({e.id}: {e.hint})" if e.hint else e.msg for e in errors))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.views.decorators.debug import sensitive_variables
 
 from realtime_auth import tokens
 from realtime_auth.protocol import AuthError
@@ -33,7 +34,7 @@ class Credentials:
 @dataclass(frozen=True)
 class AuthResult:
     identity: Identity
-    refresh_token: str | None = None  # a new refresh token (password and refresh logins)
+    refresh_token: str | None = field(default=None, repr=False)  # a new refresh token (password and refresh logins)
 
 
 def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
@@ -51,9 +52,14 @@ def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
 
 
 def _text(payload: Mapping[str, Any], key: str) -> str:
+    """A non-empty string that the database and UTF-8 can carry (no NUL, no lone surrogate)."""
     value = payload.get(key)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
         raise AuthError()
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise AuthError() from exc
     return value
 
 
@@ -62,6 +68,7 @@ def verify_access_token(raw: str) -> Identity:
     return Identity(verified.user, verified.expires_at, verified.session_id)
 
 
+@sensitive_variables("credentials")
 def authenticate_sync(credentials: Credentials) -> AuthResult:
     """Log in with any credential kind; raises an ``AuthError`` subclass when refused."""
     if credentials.kind is Kind.ACCESS_TOKEN:
@@ -73,5 +80,17 @@ def authenticate_sync(credentials: Credentials) -> AuthResult:
     return AuthResult(Identity(user, pair.access_expires_at, pair.session_id), pair.refresh)
 
 
+def reload_identity_sync(identity: Identity) -> Identity | None:
+    """The identity with a freshly loaded user (current rights), or ``None`` if it no longer holds:
+    the session was revoked or the user is gone or inactive."""
+    if identity.session_id and tokens.is_revoked(identity.session_id):
+        return None
+    user = type(identity.user)._default_manager.filter(pk=identity.user.pk).first()
+    if user is None or not user.is_active:
+        return None
+    return Identity(user, identity.expires_at, identity.session_id)
+
+
 authenticate = database_sync_to_async(authenticate_sync)
+reload_identity = database_sync_to_async(reload_identity_sync)
 verify_url_token = database_sync_to_async(verify_access_token)

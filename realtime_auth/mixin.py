@@ -14,7 +14,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from realtime_auth.conf import socket_auth
-from realtime_auth.credentials import AuthResult, authenticate, parse_credentials, verify_url_token
+from realtime_auth.credentials import (
+    AuthResult,
+    authenticate,
+    parse_credentials,
+    reload_identity,
+    verify_url_token,
+)
 from realtime_auth.protocol import AuthError, CloseCode, RealtimeError, error_frame, valid_uid, with_uid
 from realtime_auth.revocation import groups_for
 from realtime_auth.session import AuthSession, Identity, Verdict
@@ -77,6 +83,8 @@ class RealtimeAuthMixin:
         self._publish_user()
         self._arm_auth_timer()
         await self._join_auth_groups(groups_for(self.identity))
+        if identity is not None:
+            await self._confirm_identity()
         return True
 
     async def authenticate_frame(self, frame: dict[str, Any] | None) -> bool:
@@ -99,7 +107,12 @@ class RealtimeAuthMixin:
                 logger.info("%s socket auth failed", self.socket)
                 await self._apply(self.auth.fail(error), uid, previous)
                 return True
+            except Exception:  # never a traceback to the client, never a crashed socket
+                logger.exception("%s socket: unexpected error while authenticating", self.socket)
+                await self._apply(self.auth.fail(AuthError()), uid, previous)
+                return True
             await self._succeed(result, uid)
+            await self._confirm_identity()
         return True
 
     async def auth_disconnect(self) -> None:
@@ -116,7 +129,7 @@ class RealtimeAuthMixin:
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if self._closing:
             return
-        await self.send(text_data=json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":")))  # type: ignore[attr-defined]
+        await self.send(text_data=json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False))  # type: ignore[attr-defined]
 
     async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
         await self.send_frame(error_frame(context, error, uid))
@@ -134,6 +147,31 @@ class RealtimeAuthMixin:
         if message.get("group") in self._auth_groups:
             logger.info("%s socket: session revoked", self.socket)
             await self.expire_identity()
+
+    async def auth_reload(self, message: dict[str, Any]) -> None:
+        """Channel-layer ``auth.reload``: the user's rights changed (groups, permissions, superuser)."""
+        if message.get("group") not in self._auth_groups:
+            return
+        async with self._auth_lock:
+            identity = self.auth.identity
+            if identity is None or self.auth.user is None:
+                return
+            fresh = await reload_identity(identity)
+            previous = self.user
+            if fresh is None:
+                await self._apply(self.auth.expire(), None, previous)
+                return
+            self.auth.succeed(fresh)
+            await self._identity_changed(previous, force=True)
+
+    async def _confirm_identity(self) -> None:
+        """Re-check the identity once this socket hears revocations: one revoked in between is not missed."""
+        identity = self.auth.identity
+        if identity is None or self.auth.user is None:
+            return
+        if await reload_identity(identity) is None:
+            logger.info("%s socket: session revoked while authenticating", self.socket)
+            await self._apply(self.auth.expire(), None, self.user)
 
     async def expire_identity(self) -> None:
         """End the current authentication as if its token had expired (revocation uses this)."""
@@ -162,11 +200,11 @@ class RealtimeAuthMixin:
             return
         await self._identity_changed(previous)
 
-    async def _identity_changed(self, previous: Any) -> None:
+    async def _identity_changed(self, previous: Any, force: bool = False) -> None:
         self._publish_user()
         self._arm_auth_timer()
         await self._join_auth_groups(groups_for(self.identity))
-        if previous != self.user:
+        if force or previous != self.user:
             await self.on_identity_changed(previous)
 
     async def _join_auth_groups(self, wanted: set[str]) -> None:

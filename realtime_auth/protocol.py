@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -104,6 +105,12 @@ class HandshakeFailed(AuthError):
     close_code = CloseCode.UNAUTHORIZED
 
 
+class TooManyAttempts(AuthError):
+    code = ErrorCode.REQUESTS_EXCEEDED
+    default_message = "Too many failed authentication attempts."
+    close_code = CloseCode.TOO_MANY_REQUESTS
+
+
 class TokenExpired(AuthError):
     code = ErrorCode.TOKEN_EXPIRED
     default_message = "Token expired."
@@ -134,5 +141,9 @@ def with_uid(frame: dict[str, Any], uid: Uid) -> dict[str, Any]:
 
 
 def valid_uid(value: Any) -> bool:
-    """uids are strings or numbers (not booleans)."""
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+    """uids are strings or finite numbers (not booleans); strings carry at most 256 characters."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 256

@@ -15,7 +15,10 @@ from realtime_auth.protocol import (
     HandshakeFailed,
     RealtimeError,
     TokenExpired,
+    TooManyAttempts,
 )
+
+MAX_AUTH_FAILURES = 5  # per connection, in public mode (other modes close at the first failure)
 
 
 class Mode(StrEnum):
@@ -63,6 +66,7 @@ class AuthSession:
         self.phase = Phase.PUBLIC
         self.identity: Identity | None = None
         self._deadline: float | None = None
+        self.failures = 0
 
     # -- queries -------------------------------------------------------------------------------------------
 
@@ -107,6 +111,7 @@ class AuthSession:
         self.identity = identity
         self.phase = Phase.AUTHENTICATED
         self._deadline = None
+        self.failures = 0
 
     def fail(self, error: AuthError) -> Verdict:
         """An ``auth`` message (or, during the handshake, any message) did not authenticate."""
@@ -116,6 +121,9 @@ class AuthSession:
             return self._close(HandshakeFailed())
         if self.mode is not Mode.PUBLIC:
             return self._close(error, CloseCode.UNAUTHORIZED)
+        self.failures += 1
+        if self.failures >= MAX_AUTH_FAILURES:  # password guessing: each attempt costs a hash
+            return self._close(TooManyAttempts())
         # Public mode stays open with the public role; a pending re-auth window keeps running.
         self.identity = None
         if self.phase is Phase.AUTHENTICATED:

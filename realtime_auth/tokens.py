@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -51,8 +52,8 @@ class SessionRefreshToken(RefreshToken):
 
 @dataclass(frozen=True)
 class TokenPair:
-    access: str
-    refresh: str
+    access: str = field(repr=False)
+    refresh: str = field(repr=False)
     access_expires_at: int  # epoch seconds (the access token's exp)
     session_id: str | None
 
@@ -85,6 +86,7 @@ def issue_pair(user: AbstractBaseUser) -> TokenPair:
     return _pair(SessionRefreshToken.for_user(user))
 
 
+@sensitive_variables("password")
 def login(email: Any, password: Any) -> tuple[AbstractBaseUser, TokenPair]:
     """Email/password login; ``InvalidCredentials`` for anything but an active user with that password."""
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
@@ -95,34 +97,51 @@ def login(email: Any, password: Any) -> tuple[AbstractBaseUser, TokenPair]:
     return user, issue_pair(user)
 
 
-@transaction.atomic
+@sensitive_variables("raw_refresh")
 def rotate(raw_refresh: Any) -> tuple[AbstractBaseUser, TokenPair]:
     """Exchange a refresh token for a new pair; the old one is blacklisted and can never be used again.
 
-    As simplejwt's ``TokenRefreshSerializer`` does, plus one check it lacks: if a concurrent request blacklisted
-    the same token first (``blacklist()`` found it already there), this one is refused, so a refresh token is
-    spent exactly once.
+    As simplejwt's ``TokenRefreshSerializer`` does, plus what it lacks: the token's outstanding row is locked so
+    a concurrent logout or refresh of the same token waits; a token already spent (reuse: a copy was stolen or
+    replayed) ends its whole session; a revoked session cannot be refreshed.
     """
-    refresh = _refresh_token(raw_refresh)
-    user = _user_for(refresh)
-    _, created = refresh.blacklist()  # simplejwt returns get_or_create's (object, created)
-    if not created:
-        raise InvalidToken()
-    refresh.set_jti()
-    refresh.set_exp()
-    refresh.set_iat()
-    refresh.outstand()
-    return user, _pair(refresh)
+    with transaction.atomic():
+        refresh, spent = _refresh_token(raw_refresh, lock=True)
+        if not spent:
+            user = _user_for(refresh)
+            _, created = refresh.blacklist()  # simplejwt returns get_or_create's (object, created)
+            if created:
+                refresh.set_jti()
+                refresh.set_exp()
+                refresh.set_iat()
+                refresh.outstand()
+                return user, _pair(refresh)
+    _end_session_of(refresh)  # reuse of a spent refresh token: the session is compromised
+    raise InvalidToken()
 
 
+@sensitive_variables("raw_refresh")
 @transaction.atomic
 def revoke(raw_refresh: Any) -> tuple[Any, str | None]:
-    """Logout: blacklist a refresh token and refuse its session's access tokens; returns (user id, session id)."""
-    refresh = _refresh_token(raw_refresh)
+    """Logout: blacklist a refresh token and refuse its session's tokens; returns (user id, session id).
+
+    A token already spent by a rotation still names its session, so its owner can end a session that a thief
+    keeps refreshing.
+    """
+    refresh, _ = _refresh_token(raw_refresh, lock=True)
     refresh.blacklist()
     session_id = refresh.get(SESSION_CLAIM)
     _record_revoked([session_id] if session_id else [])
     return refresh.get(api_settings.USER_ID_CLAIM), session_id
+
+
+def _end_session_of(refresh: RefreshToken) -> None:
+    from realtime_auth.revocation import end_session
+
+    with transaction.atomic():
+        session_id = refresh.get(SESSION_CLAIM)
+        _record_revoked([session_id] if session_id else [])
+        end_session(refresh.get(api_settings.USER_ID_CLAIM), session_id)
 
 
 @transaction.atomic
@@ -145,24 +164,49 @@ def _record_revoked(session_ids: list[str]) -> None:
     RevokedSession.objects.bulk_create([RevokedSession(session_id=sid) for sid in session_ids], ignore_conflicts=True)
 
 
+@sensitive_variables("raw_access")
 def verify_access(raw_access: Any) -> VerifiedAccess:
-    """Validate an access token (signature, type, exp) and load its active user."""
-    if not isinstance(raw_access, str) or not raw_access:
+    """Validate an access token (signature, type, exp, a session that is not revoked) and load its active user."""
+    if not _jwt_text(raw_access):
         raise InvalidToken()
     try:
         access = AccessToken(raw_access)
     except TokenError as exc:
         raise InvalidToken() from exc
     session_id = access.get(SESSION_CLAIM)
-    if session_id and RevokedSession.objects.filter(session_id=session_id).exists():
+    # Tokens without a session id were not issued here (a stock simplejwt view): they could not be revoked.
+    if not isinstance(session_id, str) or is_revoked(session_id):
         raise InvalidToken()
     return VerifiedAccess(_user_for(access), int(access["exp"]), session_id)
 
 
-def _refresh_token(raw: Any) -> RefreshToken:
-    if not isinstance(raw, str) or not raw:
+def _jwt_text(raw: Any) -> bool:
+    """JWTs are short ASCII (base64url and dots): anything else is refused before any decoding."""
+    return isinstance(raw, str) and 0 < len(raw) <= 4096 and raw.isascii() and "\x00" not in raw
+
+
+def is_revoked(session_id: str) -> bool:
+    return RevokedSession.objects.filter(session_id=session_id).exists()
+
+
+def _refresh_token(raw: Any, lock: bool = False) -> tuple[RefreshToken, bool]:
+    """The verified refresh token and whether it is already spent (blacklisted); ``InvalidToken`` otherwise."""
+    if not _jwt_text(raw):
         raise InvalidToken()
     try:
-        return SessionRefreshToken(raw)  # verifies signature, type, exp and the blacklist
-    except TokenError as exc:
+        # Signature, expiry and type, without simplejwt's blacklist check: reuse is detected below.
+        refresh = SessionRefreshToken(raw, verify=False)
+        refresh.get_token_backend().decode(raw, verify=True)
+        refresh.verify_token_type()
+    except (TokenError, TokenBackendError) as exc:
         raise InvalidToken() from exc
+    payload = refresh.payload
+    session_id = payload.get(SESSION_CLAIM)
+    if not isinstance(session_id, str) or is_revoked(session_id):
+        raise InvalidToken()
+    outstanding = OutstandingToken.objects.filter(jti=payload.get(api_settings.JTI_CLAIM))
+    if lock:
+        outstanding = outstanding.select_for_update()
+    row = outstanding.first()
+    spent = row is not None and BlacklistedToken.objects.filter(token=row).exists()
+    return refresh, spent

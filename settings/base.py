@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +19,25 @@ AUTH_MODES = ("public", "handshake", "strict")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 SOCKETS = {"REST": "/websockets", "GRAPHQL": "/graphql", "LOGS": "/websockets/logs"}
 
-SECRET_KEY = env.str("SECRET_KEY", "insecure-dev-key-change-me-in-production-0123456789abcdef")
+def _local_secret_key(path: Path) -> str:
+    """A random key made once per checkout (``.secret_key``, git-ignored): never a key published in the repo.
+
+    Written to a temporary file and hard-linked into place, so concurrent first starts agree on one key.
+    """
+    if not path.exists():
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        with os.fdopen(handle, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.raw("SECRET_KEY") or _local_secret_key(BASE_DIR / ".secret_key")
 DEBUG = env.bool("DEBUG", False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
@@ -143,7 +164,7 @@ def _socket_settings(name: str, path: str) -> dict[str, object]:
     prefix = f"WEBSOCKETS_{name}"
     return {
         f"{name}_ENABLED": env.bool(f"{prefix}_ENABLED", True),
-        f"{name}_PATH": env.str(f"{prefix}_PATH", path),
+        f"{name}_PATH": env.path(f"{prefix}_PATH", path),
         f"{name}_AUTH": env.choice(f"{prefix}_AUTH", "handshake", AUTH_MODES),
         f"{name}_AUTH_TIMEOUT": env.duration(f"{prefix}_AUTH_TIMEOUT", 10, minimum=0.1),
         f"{name}_CONN_LIMIT": env.int(f"{prefix}_CONN_LIMIT", None, minimum=1),

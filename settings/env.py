@@ -75,6 +75,15 @@ class Env:
             raise EnvError(name, value, f"a duration such as 30s, 15m, 2h, 7d or plain seconds (>= {minimum:g}s)")
         return seconds
 
+    def path(self, name: str, default: str) -> str:
+        """A URL path: starts with '/', no spaces, query or fragment."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", value):
+            raise EnvError(name, value, "a URL path such as /websockets (letters, digits, . _ ~ - /)")
+        return value
+
     def list(self, name: str, default: list[str]) -> list[str]:
         value = self.raw(name)
         if value is None:

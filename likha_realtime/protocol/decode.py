@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from realtime_auth.protocol import InvalidPayload, MessageTooLarge, Uid, valid_uid
@@ -31,14 +32,14 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int, known_typ
     if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
         raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
     try:
-        message = json.loads(text)
+        message = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise FrameError(UNPARSABLE) from exc
     if not isinstance(message, dict):
         raise FrameError(f"Invalid message: expected a JSON object, received {_json_kind(message)}.")
     uid = message.get("uid")
     if not valid_uid(uid):
-        raise FrameError('Invalid message: "uid" must be a string or a number.')
+        raise FrameError('Invalid message: "uid" must be a string (up to 256 characters) or a finite number.')
     kind = message.get("type")
     if kind is None:
         raise FrameError('Invalid message: "type" is required.', uid)
@@ -47,6 +48,17 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int, known_typ
     if kind not in known_types:
         raise FrameError(f'Invalid message: unknown type "{kind[:64]}".', uid)
     return message
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python accepts them, browsers' JSON.parse does not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
 
 
 def _json_kind(value: Any) -> str:

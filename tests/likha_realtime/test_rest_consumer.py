@@ -334,7 +334,10 @@ async def test_changed_credentials_revoke_every_socket_of_the_user(change: str, 
         ('{"uid":"u1"}', server_error('Invalid message: "type" is required.', uid="u1")),
         ('{"type":5,"uid":2}', server_error('Invalid message: "type" must be a string.', uid=2)),
         ('{"type":"launch","uid":"u3"}', server_error('Invalid message: unknown type "launch".', uid="u3")),
-        ('{"type":"ping","uid":{"a":1}}', server_error('Invalid message: "uid" must be a string or a number.')),
+        (
+            '{"type":"ping","uid":{"a":1}}',
+            server_error('Invalid message: "uid" must be a string (up to 256 characters) or a finite number.'),
+        ),
     ],
 )
 async def test_malformed_frames_get_the_error_envelope_and_the_socket_stays_open(
