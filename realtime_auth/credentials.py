@@ -54,12 +54,8 @@ def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
 def _text(payload: Mapping[str, Any], key: str) -> str:
     """A non-empty string that the database and UTF-8 can carry (no NUL, no lone surrogate)."""
     value = payload.get(key)
-    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
+    if not tokens.usable_text(value):
         raise AuthError()
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise AuthError() from exc
     return value
 
 

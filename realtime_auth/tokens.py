@@ -89,7 +89,7 @@ def issue_pair(user: AbstractBaseUser) -> TokenPair:
 @sensitive_variables("password")
 def login(email: Any, password: Any) -> tuple[AbstractBaseUser, TokenPair]:
     """Email/password login; ``InvalidCredentials`` for anything but an active user with that password."""
-    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+    if not usable_text(email) or not usable_text(password):
         raise InvalidCredentials()
     user = authenticate(email=email, password=password)
     if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
@@ -178,6 +178,17 @@ def verify_access(raw_access: Any) -> VerifiedAccess:
     if not isinstance(session_id, str) or is_revoked(session_id):
         raise InvalidToken()
     return VerifiedAccess(_user_for(access), int(access["exp"]), session_id)
+
+
+def usable_text(value: Any) -> bool:
+    """A non-empty string that the database and UTF-8 can carry (no NUL, no lone surrogate), at most 4 KiB."""
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _jwt_text(raw: Any) -> bool:

@@ -187,13 +187,21 @@ async def test_an_inactive_user_cannot_log_in(editor: User) -> None:
         await comm.disconnect()
 
 
-@pytest.mark.parametrize("raw", ["not json", "[1,2]", '{"uid":"u"}', '{"type":"nope","uid":"u"}'])
-async def test_anything_but_auth_first_fails_the_handshake(raw: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "uid"),
+    [
+        ("not json", {}),
+        ("[1,2]", {}),
+        ('{"uid":"u"}', {"uid": "u"}),
+        ('{"type":"nope","uid":9}', {"uid": 9}),
+        ('{"type":"ping","uid":"p"}', {"uid": "p"}),
+    ],
+)
+async def test_anything_but_auth_first_fails_the_handshake(raw: str, uid: dict[str, Any]) -> None:
     with realtime(REST_AUTH="handshake"):
         comm = await open_socket()
         await comm.send_to(text_data=raw)
-        frame = await comm.receive_json_from()
-        assert frame["error"] == {"code": "AUTH_FAILED", "message": "Authentication handshake failed."}
+        assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication handshake failed.", **uid)
         assert await closed_with(comm) == (4401, "Unauthorized")
 
 
@@ -398,3 +406,148 @@ async def test_the_connection_limit_closes_extra_sockets_4429() -> None:
         await again.send_json_to({"type": "ping"})
         assert await again.receive_json_from() == {"type": "pong"}
         await again.disconnect()
+
+
+# -- races, limits and hostile input --------------------------------------------------------------------------
+
+
+async def test_an_auth_in_flight_when_the_handshake_deadline_passes_wins(
+    pair: tokens.TokenPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from realtime_auth import mixin
+
+    gate = asyncio.Event()
+    real = mixin.authenticate
+
+    async def slow_authenticate(credentials: Any) -> Any:
+        await gate.wait()
+        return await real(credentials)
+
+    monkeypatch.setattr(mixin, "authenticate", slow_authenticate)
+    with realtime(REST_AUTH="handshake", REST_AUTH_TIMEOUT=0.1):
+        comm = await open_socket()
+        await comm.send_json_to({"type": "auth", "access_token": pair.access})
+        await asyncio.sleep(0.3)  # the deadline passes while the credentials are being checked
+        gate.set()
+        assert await comm.receive_json_from() == {"type": "auth", "status": "ok"}
+        assert await comm.receive_nothing(timeout=0.3)
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from() == {"type": "pong"}
+        await comm.disconnect()
+
+
+async def test_nothing_is_processed_after_the_socket_closed() -> None:
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket()
+        await comm.send_to(text_data="not json")
+        await comm.send_json_to({"type": "ping", "uid": "late"})
+        assert (await comm.receive_json_from())["error"]["code"] == "AUTH_FAILED"
+        assert await closed_with(comm) == (4401, "Unauthorized")
+        assert await comm.receive_nothing(timeout=0.3)
+
+
+async def test_repeated_failed_logins_in_public_mode_close_4429(editor: User) -> None:
+    with realtime(REST_AUTH="public"):
+        comm = await open_socket()
+        for attempt in range(4):
+            await comm.send_json_to({"type": "auth", "email": "editor@example.com", "password": f"guess-{attempt}"})
+            assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication failed.")
+        await comm.send_json_to({"type": "auth", "email": "editor@example.com", "password": "guess-5", "uid": 5})
+        assert await comm.receive_json_from() == {
+            "type": "auth",
+            "status": "error",
+            "error": {"code": "REQUESTS_EXCEEDED", "message": "Too many failed authentication attempts."},
+            "uid": 5,
+        }
+        assert await closed_with(comm) == (4429, "Too Many Requests")
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"type":"ping","uid":NaN}', '{"type":"ping","uid":1e999}', '{"type":"ping","uid":-Infinity}']
+)
+async def test_non_finite_numbers_are_not_json(public_socket: WebsocketCommunicator, raw: str) -> None:
+    await public_socket.send_to(text_data=raw)
+    assert await public_socket.receive_json_from() == server_error("Unable to parse the incoming message.")
+
+
+@pytest.mark.parametrize("field", ["access_token", "refresh_token", "email", "password"])
+async def test_a_lone_surrogate_in_credentials_fails_the_handshake_cleanly(field: str, editor: User) -> None:
+    frame = {"type": "auth", "uid": "s", field: "x"}
+    if field in ("email", "password"):
+        frame = {"type": "auth", "uid": "s", "email": "editor@example.com", "password": "editor-password", field: "x"}
+    raw = json.dumps(frame).replace('"x"', '"\\ud800"')
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket()
+        await comm.send_to(text_data=raw)
+        assert await comm.receive_json_from() == auth_error("AUTH_FAILED", "Authentication handshake failed.", uid="s")
+        assert await closed_with(comm) == (4401, "Unauthorized")
+
+
+async def test_the_renewed_session_has_no_lingering_reauth_deadline(editor: User, clock_ahead: Any) -> None:
+    pair = await database_sync_to_async(tokens.issue_pair)(editor)
+    with realtime(REST_AUTH="handshake", REST_AUTH_TIMEOUT=0.3):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", ShiftedClockConsumer)
+        assert (await comm.receive_json_from())["error"]["code"] == "TOKEN_EXPIRED"
+        ShiftedClockConsumer.offset = 0.0
+        await comm.send_json_to({"type": "auth", "refresh_token": pair.refresh})
+        assert (await comm.receive_json_from())["status"] == "ok"
+        assert await comm.receive_nothing(timeout=0.6)  # twice the window: no AUTH_TIMEOUT, no close
+        await comm.disconnect()
+
+
+async def test_revocation_spares_other_sessions_and_other_users(editor: User, admin: User) -> None:
+    mine = await database_sync_to_async(tokens.issue_pair)(editor)
+    other_session = await database_sync_to_async(tokens.issue_pair)(editor)
+    other_user = await database_sync_to_async(tokens.issue_pair)(admin)
+    with realtime(REST_AUTH="handshake"):
+        sockets = [await open_socket(f"/websockets?access_token={p.access}") for p in (mine, other_session, other_user)]
+        await database_sync_to_async(tokens.revoke)(mine.refresh)
+        from realtime_auth.revocation import end_session
+
+        await database_sync_to_async(end_session)(editor.pk, mine.session_id)
+        assert await sockets[0].receive_json_from() == auth_error("TOKEN_EXPIRED", "Token expired.")
+        assert await sockets[1].receive_nothing(timeout=0.3)
+        assert await sockets[2].receive_nothing(timeout=0.1)
+        for comm in sockets:
+            await comm.disconnect()
+
+
+async def test_deleting_the_user_ends_its_sockets(editor: User) -> None:
+    pair = await database_sync_to_async(tokens.issue_pair)(editor)
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket(f"/websockets?access_token={pair.access}")
+        await database_sync_to_async(editor.delete)()
+        assert await comm.receive_json_from() == auth_error("TOKEN_EXPIRED", "Token expired.")
+        await comm.disconnect()
+
+
+async def test_new_group_rights_reach_the_open_socket(editor: User) -> None:
+    import asyncio
+
+    from django.contrib.auth.models import Group, Permission
+
+    seen: list[bool] = []
+
+    class Recording(RestConsumer):
+        async def on_identity_changed(self, previous: Any) -> None:
+            await super().on_identity_changed(previous)
+            seen.append(await database_sync_to_async(self.user.has_perm)("erp_demo.delete_product"))
+
+    pair = await database_sync_to_async(tokens.issue_pair)(editor)
+
+    def grant() -> None:
+        group = Group.objects.create(name="Deleters")
+        group.permissions.add(Permission.objects.get(codename="delete_product"))
+        editor.groups.add(group)
+
+    with realtime(REST_AUTH="handshake"):
+        comm = await open_socket(f"/websockets?access_token={pair.access}", Recording)
+        await database_sync_to_async(grant)()
+        for _ in range(100):  # the reload travels through the channel layer: wait for it, at most 2 s
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        await comm.disconnect()
+    assert seen == [True]

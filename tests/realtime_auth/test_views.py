@@ -180,3 +180,81 @@ def test_saving_a_user_without_credential_changes_revokes_nothing(editor: User) 
     editor.save()
     assert tokens.verify_access(pair["access_token"]).user == editor
     assert post("/auth/refresh", {"refresh_token": pair["refresh_token"]})[0] == 200
+
+
+def test_reusing_a_spent_refresh_token_ends_its_session(editor: User) -> None:
+    first = login()["refresh_token"]
+    second = post("/auth/refresh", {"refresh_token": first})[1]["data"]
+    # Someone replays the spent token (a stolen copy): refused, and the session it belongs to is over.
+    assert post("/auth/refresh", {"refresh_token": first}) == (401, envelope("INVALID_TOKEN", "Invalid token."))
+    assert post("/auth/refresh", {"refresh_token": second["refresh_token"]})[0] == 401
+    from realtime_auth import tokens
+
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify_access(second["access_token"])
+
+
+def test_logout_with_a_spent_refresh_token_still_ends_the_session(editor: User) -> None:
+    first = login()["refresh_token"]
+    stolen = post("/auth/refresh", {"refresh_token": first})[1]["data"]["refresh_token"]
+    assert post("/auth/logout", {"refresh_token": first}) == (204, None)
+    assert post("/auth/refresh", {"refresh_token": stolen})[0] == 401
+
+
+def test_access_tokens_without_a_session_id_are_refused(editor: User) -> None:
+    from realtime_auth import tokens
+
+    stock = str(AccessToken.for_user(editor))  # signed with our key, but not issued by our login
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify_access(stock)
+
+
+def test_a_password_rehash_on_login_is_not_a_password_change(editor: User) -> None:
+    from realtime_auth import tokens
+
+    pair = login()
+    # What Django's check_password does when the hasher asks for an upgrade: same password, new hash.
+    editor.set_password("editor-password")
+    editor._password = None
+    editor.save(update_fields=["password"])
+    assert tokens.verify_access(pair["access_token"]).user == editor
+    assert post("/auth/refresh", {"refresh_token": pair["refresh_token"]})[0] == 200
+
+
+def test_emails_are_unique_whatever_their_case(editor: User) -> None:
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user("EDITOR@example.com", "x-password")
+    assert User.objects.get(pk=editor.pk).email == "editor@example.com"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "editor@example.com\x00", "password": "editor-password"},
+        {"email": "editor@example.com", "password": "\ud800"},
+    ],
+    ids=["nul-in-email", "lone-surrogate"],
+)
+def test_unusable_text_in_credentials_is_refused_cleanly(editor: User, body: dict[str, str]) -> None:
+    from realtime_auth import credentials, tokens
+
+    with pytest.raises(tokens.AuthError):
+        credentials.parse_credentials(body)
+
+
+def test_http_login_with_unusable_text_is_a_400_not_a_crash(editor: User) -> None:
+    status, body = post("/auth/login", '{"email":"editor@example.com","password":"\\ud800"}')
+    assert (status, body) == (
+        400,
+        envelope("INVALID_PAYLOAD", "password: Surrogate characters are not allowed: U+D800."),
+    )
+
+
+def test_login_refuses_unusable_text_without_touching_the_database(editor: User) -> None:
+    from realtime_auth import tokens
+
+    for email, password in [("editor@example.com\x00", "editor-password"), ("editor@example.com", "\ud800")]:
+        with pytest.raises(tokens.InvalidCredentials):
+            tokens.login(email, password)

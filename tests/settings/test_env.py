@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,20 @@ def test_valid_env_vars_fill_the_likha_realtime_setting() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == '["strict", 3, "/gql", 5, 60, 2.0]'
+
+
+def test_the_local_secret_key_is_random_per_checkout_and_stable(tmp_path: Path) -> None:
+    from settings.base import _local_secret_key
+
+    first = _local_secret_key(tmp_path / ".secret_key")
+    assert len(first) >= 50
+    assert _local_secret_key(tmp_path / ".secret_key") == first
+    other = tmp_path / "other"
+    other.mkdir()
+    assert _local_secret_key(other / ".secret_key") != first
+
+
+def test_socket_paths_must_be_url_paths() -> None:
+    assert Env({"P": "/ws/live"}).path("P", "/websockets") == "/ws/live"
+    with pytest.raises(EnvError, match="P='ws' is invalid; allowed: a URL path such as /websockets"):
+        Env({"P": "ws"}).path("P", "/websockets")
