@@ -151,10 +151,10 @@ def test_an_expired_token_without_reauth_times_out_and_closes_4401(start_server:
         assert ws.closed_with() == (4401, "Unauthorized")
 
 
-def test_logout_revokes_the_sessions_sockets(start_server: StartServer) -> None:
-    server = start_server()
+def test_logout_on_one_process_revokes_the_sessions_sockets_on_another(start_server: StartServer) -> None:
+    server, other = start_server(), start_server(WEBSOCKETS_REST_AUTH="public")
     tokens = server.login(*EDITOR)
-    with JsonSocket(server.ws_url()) as ws:
+    with JsonSocket(other.ws_url()) as ws:
         assert ws.request({"type": "auth", "access_token": tokens["access_token"]})["status"] == "ok"
         status, _ = server.post("/auth/logout", {"refresh_token": tokens["refresh_token"]})
         assert status == 204
@@ -163,3 +163,15 @@ def test_logout_revokes_the_sessions_sockets(start_server: StartServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         JsonSocket(server.ws_url(access_token=tokens["access_token"]))
     assert refused.value.response.status_code == 403
+
+
+def test_a_message_over_the_size_limit_gets_an_error_and_close_4413(start_server: StartServer) -> None:
+    server = start_server(WEBSOCKETS_REST_AUTH="public", WEBSOCKETS_MESSAGE_MAX_BYTES="2048")
+    with JsonSocket(server.ws_url()) as ws:
+        assert ws.request({"type": "ping", "pad": "x" * 1500}) == {"type": "pong"}
+        assert ws.request({"type": "ping", "pad": "x" * 3000}) == {
+            "type": "server",
+            "status": "error",
+            "error": {"code": "INVALID_PAYLOAD", "message": "Message too large: over 2048 bytes."},
+        }
+        assert ws.closed_with() == (4413, "Message Too Large")
