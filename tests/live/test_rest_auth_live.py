@@ -57,7 +57,7 @@ def test_handshake_with_a_refresh_token_rotates_it(start_server: StartServer) ->
         assert ws.closed_with() == (4401, "Unauthorized")
 
 
-def test_http_refresh_rotation_refuses_the_old_token_and_accepts_the_new(start_server: StartServer) -> None:
+def test_http_refresh_rotation_and_reuse_detection(start_server: StartServer) -> None:
     server = start_server()
     first = server.login(*ADMIN)
     status, body = server.post("/auth/refresh", {"refresh_token": first["refresh_token"]})
@@ -65,8 +65,10 @@ def test_http_refresh_rotation_refuses_the_old_token_and_accepts_the_new(start_s
     second = body["data"]
     assert set(second) == {"access_token", "refresh_token", "expires"}
     assert second["refresh_token"] != first["refresh_token"]
+    third = server.post("/auth/refresh", {"refresh_token": second["refresh_token"]})[1]["data"]
+    # Replaying a spent token is refused and ends the session: its latest token stops working too.
     assert server.post("/auth/refresh", {"refresh_token": first["refresh_token"]})[0] == 401
-    assert server.post("/auth/refresh", {"refresh_token": second["refresh_token"]})[0] == 200
+    assert server.post("/auth/refresh", {"refresh_token": third["refresh_token"]})[0] == 401
 
 
 def test_handshake_times_out_with_auth_failed_and_close_4401(start_server: StartServer) -> None:
