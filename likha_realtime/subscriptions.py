@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +33,11 @@ class Subscription:
         if self.plan is None or (self.event is not None and self.event != action):
             return False
         return self.item is None or self.item_key in {str(key) for key in keys}
+
+    def frame_text(self, event: str, data_json: str) -> str:
+        """The event frame as JSON text around already encoded ``data`` (encoded once for a whole batch)."""
+        uid = "" if self.uid is None else f',"uid":{json.dumps(self.uid)}'
+        return f'{{"type":"subscription","event":"{event}","data":{data_json}{uid}}}'
 
     def frame(
         self, event: str, data: Any = None, meta: dict[str, int] | None = None, *, with_data: bool = True

@@ -28,6 +28,11 @@ from realtime_auth.session import AuthSession, Identity, Verdict
 logger = logging.getLogger(__name__)
 
 
+def encode(value: Any) -> str:
+    """Compact JSON as every socket sends it (Decimal and datetime as strings, never NaN)."""
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
+
+
 def query_param(scope: dict[str, Any], name: str) -> str | None:
     """The first value of ``name`` in the connection URL's query string (``None`` when absent)."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
@@ -127,9 +132,12 @@ class RealtimeAuthMixin:
         """Hook: the user or role changed (auth, failure, expiry, revocation). ``previous`` is the old user."""
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        if self._closing:
-            return
-        await self.send(text_data=json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False))  # type: ignore[attr-defined]
+        await self.send_text(encode(frame))
+
+    async def send_text(self, text: str) -> None:
+        """Send an already encoded frame (nothing once the socket is closing)."""
+        if not self._closing:
+            await self.send(text_data=text)  # type: ignore[attr-defined]
 
     async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
         await self.send_frame(error_frame(context, error, uid))

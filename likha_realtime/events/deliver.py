@@ -12,6 +12,7 @@ from likha_realtime.collections import Collection
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
 from likha_realtime.subscriptions import Subscription, event_payload
+from realtime_auth.mixin import encode
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class Subscriber(Protocol):
 
     def subscriptions_for(self, collection: str) -> list[Subscription]: ...
 
-    async def send_frame(self, frame: dict[str, Any]) -> None: ...
+    async def send_text(self, text: str) -> None: ...
 
 
 def batches(
@@ -45,9 +46,10 @@ async def deliver(event: Event, collection: Collection, subscribers: list[Any]) 
         payload = await _payload(members[0][1], event)
         if payload is None:
             continue
+        data_json = encode(payload)  # once per batch: subscribers in it differ only by uid
         for subscriber, subscription in members:
             try:
-                await subscriber.send_frame(subscription.frame(event.action, payload))
+                await subscriber.send_text(subscription.frame_text(event.action, data_json))
             except Exception:  # one broken socket must not starve the others
                 stats.delivery_errors += 1
                 logger.exception("could not send a %s frame on %s", event.action, event.collection)

@@ -157,10 +157,10 @@ def _operator(field: Field, name: str, value: Any, path: str, label: str) -> Q:
         if value is None:
             return _leaf(path, "isnull", name == "_eq")
         condition = _leaf(path, "exact", _value(field, value, name, label))
-        return condition if name == "_eq" else ~condition
+        return condition if name == "_eq" else _negated(path, condition)
     if name in ("_in", "_nin"):
         condition = _leaf(path, "in", _values(field, value, name, label))
-        return condition if name == "_in" else ~condition
+        return condition if name == "_in" else _negated(path, condition)
     if name == "_between":
         return _between(field, value, path, label)
     if name in COMPARISONS:
@@ -196,4 +196,13 @@ def _text(field: Field, name: str, value: Any, path: str, label: str) -> Q:
     if not isinstance(value, str):
         raise InvalidQuery(f'"{name}" on "{label}" expects a string.')
     condition = _leaf(path, TEXT_OPERATORS[name], _value(field, value, name, label))
-    return ~condition if name == "_ncontains" else condition
+    return _negated(path, condition) if name == "_ncontains" else condition
+
+
+def _negated(path: str, condition: Q) -> Q:
+    """``~condition``, matching NULL. Through a relation the NULL case is spelled out: Django adds its own
+    ``IS NOT NULL`` guard only if the join is outer when the lookup is built, which depends on earlier conditions
+    (``{"_or": [{"customer": {"_eq": 1, "_neq": 1}}, {"customer": {"email": {"_ncontains": ""}}}]}`` lost it)."""
+    if "__" in path:
+        return _leaf(path, "isnull", True) | ~condition
+    return ~condition
