@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/likha
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev migrate seed test test-sqlite test-postgres lint format bench clean
+.PHONY: run serve install install-dev migrate seed test test-sqlite test-postgres lint format bench clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -34,6 +34,10 @@ seed: migrate
 
 ## make run: venv + pinned install + migrations + demo data, then daphne on $(HOST):$(PORT)
 run: seed
+	exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
+
+## make serve: another server process on the same database and Redis (no migrate/seed), e.g. PORT=8001
+serve: install
 	exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL
