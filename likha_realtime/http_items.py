@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,8 +24,15 @@ def http_error(error: RealtimeError) -> ApiError:
     return ApiError(_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST), str(error.code), error.message)
 
 
+class ItemsRenderer(JSONRenderer):
+    """Values as the socket sends them (its frames use DjangoJSONEncoder): decimals as text, never as floats."""
+
+    encoder_class = DjangoJSONEncoder
+
+
 class ItemsView(APIView):
     permission_classes: list[Any] = []
+    renderer_classes = [ItemsRenderer]
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RealtimeError):

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.db.models import ProtectedError, RestrictedError
 
 from likha_realtime import reads
 from likha_realtime.collections import registry
@@ -74,9 +75,14 @@ class Items:
         return self.read_many(keys) if many else self.read_one(keys[0])
 
     def delete(self, keys: list[Any]) -> list[Any]:
-        with transaction.atomic():
-            instances = self._visible(keys, lock=True)
-            self.model._default_manager.filter(pk__in=[i.pk for i in instances]).delete()
+        try:
+            with transaction.atomic():
+                instances = self._visible(keys, lock=True)
+                self.model._default_manager.filter(pk__in=[i.pk for i in instances]).delete()
+        except (ProtectedError, RestrictedError) as exc:  # on_delete=PROTECT/RESTRICT: a client error, not ours
+            raise InvalidPayload(
+                f'Items of collection "{self.collection.name}" cannot be deleted while other items reference them.'
+            ) from exc
         return [instance.pk for instance in instances]
 
     def keys_matching(self) -> list[Any]:

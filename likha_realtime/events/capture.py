@@ -30,21 +30,27 @@ def _pending() -> list[Event]:
 
 
 class _Hook:
-    """One write's on_commit hook; the last of a commit's hooks flushes the coalesced batch."""
+    """One write's on_commit hook: its event joins the commit's batch (dropped with a rolled-back savepoint)."""
 
-    def __init__(self, event: Event, using: str) -> None:
+    def __init__(self, event: Event) -> None:
         self.event = event
-        self.using = using
 
     def __call__(self) -> None:
         _pending().append(self.event)
-        remaining = connections[self.using].run_on_commit  # hooks of this commit not yet run
-        if any(isinstance(hook, _Hook) for _, hook, _ in remaining):
-            return
-        batch, _local.events = coalesce(_pending()), []
-        from likha_realtime.events.publish import publish_events
 
-        publish_events(batch)
+
+class _Flush:
+    """Publishes the batch; kept after every ``_Hook`` in the connection's on_commit list."""
+
+    def __call__(self) -> None:
+        batch, _local.events = coalesce(_pending()), []
+        if batch:
+            from likha_realtime.events.broadcast import publish_events
+
+            publish_events(batch)
+
+
+_flush = _Flush()
 
 
 def coalesce(events: list[Event]) -> list[Event]:
@@ -59,7 +65,19 @@ def coalesce(events: list[Event]) -> list[Event]:
 
 def record(event: Event, using: str = DEFAULT_DB_ALIAS) -> None:
     """Publish ``event`` after the current transaction on ``using`` commits (at once outside a transaction)."""
-    transaction.on_commit(_Hook(event, using), using=using)
+    connection = connections[using]
+    transaction.on_commit(_Hook(event), using=using)
+    if not connection.in_atomic_block:  # the hook already ran
+        _flush()
+        return
+    # Django runs a commit's hooks in order from a list it detaches first, so a hook cannot see which ones are
+    # left: a flush entry follows the hooks instead. It carries no savepoint ids, so a savepoint rollback (which
+    # drops that savepoint's hooks) never drops it; a full rollback clears the list, flush included.
+    hooks = connection.run_on_commit
+    if len(hooks) >= 2 and hooks[-2][1] is _flush:
+        hooks[-2], hooks[-1] = hooks[-1], hooks[-2]
+    else:
+        hooks.append((set(), _flush, False))
 
 
 def _on_save(

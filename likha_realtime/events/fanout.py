@@ -15,8 +15,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from likha_realtime.collections import registry
+from likha_realtime.events.broadcast import EVENT_MESSAGE, group_name
 from likha_realtime.events.model import Event
-from likha_realtime.events.publish import EVENT_MESSAGE, group_name
 from likha_realtime.events.stats import stats
 
 logger = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ def fold(text: str, vendor: str) -> str:
     full mappings (final sigma, İ → i̇); such databases can disagree on non-ASCII text with ``lk_icontains``.
     """
     if vendor == "sqlite":
-        return text.translate(_ASCII_LOWER)
+        return text.lower()
     if vendor == "postgresql":
         return text.translate(_POSTGRES_LOWER)
     raise Unevaluable(f"No case folding is known for the {vendor!r} database.")
