@@ -58,7 +58,7 @@ def coerce(field: models.Field, value: Any, *, label: str, operator: str) -> Any
 
 
 def _integer(field: models.Field, value: Any) -> int:
-    if isinstance(value, float) and not value.is_integer():
+    if isinstance(value, float | Decimal) and value != int(value):
         raise ValueError("not an integer")
     number = int(value.strip() if isinstance(value, str) else value)
     low, high = _integer_range(field)

@@ -1,7 +1,10 @@
 """Evaluates a ``Q`` against a row snapshot in Python, with the database's answer, or raises ``Unevaluable``.
 
 Logic is two-valued: a lookup on NULL is false and a negation flips it, which is what Django's ``~Q`` produces
-(it adds ``IS NOT NULL`` under negation for nullable columns and outer joins).
+(it adds ``IS NOT NULL`` under negation for nullable columns and outer joins). One Django gap: under a negation,
+a non-null column behind a nullable relation gets that guard only if the join is already outer when the lookup is
+built, which depends on earlier conditions. ``compile_filter`` spells the NULL case out; a hand-written row rule
+that negates through a nullable relation should too: ``Q(customer__name__isnull=True) | ~Q(customer__name="x")``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def fold(text: str, vendor: str) -> str:
     full mappings (final sigma, İ → i̇); such databases can disagree on non-ASCII text with ``lk_icontains``.
     """
     if vendor == "sqlite":
-        return text.lower()
+        return text.translate(_ASCII_LOWER)
     if vendor == "postgresql":
         return text.translate(_POSTGRES_LOWER)
     raise Unevaluable(f"No case folding is known for the {vendor!r} database.")

@@ -3,7 +3,10 @@
 Null semantics (shared by the database and ``evaluate``): comparisons, ``_in``, ``_between`` and the text operators
 never match NULL; ``_eq: null`` / ``_neq: null`` are ``_null`` / ``_nnull``; ``_neq``, ``_nin`` and ``_ncontains``
 are negations and so do match NULL; a path through a NULL relation reads as NULL. Operators on a relation itself
-compare its target key (``{"customer": {"_eq": 5}}`` is ``customer__id__exact=5``).
+compare its target key (``{"customer": {"_eq": 5}}`` is ``customer__id__exact=5``). Text is compared with the
+``lk_*`` lookups, so order (``_lt``, ``_between``) is code point order on every database. The guard is called with
+the real field name (``pk`` resolved) before the field is even looked up, so it must accept unknown names; raising
+``Forbidden`` for every unreadable name makes unknown and unreadable fields indistinguishable.
 """
 
 from __future__ import annotations
