@@ -31,13 +31,30 @@ def post(url: str, body: Any, token: str | None = None, method: str = "POST") ->
         return json.loads(response.read() or b"null")
 
 
-async def subscriber(url: str, token: str, ready: asyncio.Event, latencies: list[float], counts: list[int],
-                     index: int, opened: list[int], gate: asyncio.Semaphore) -> None:
+async def subscriber(
+    url: str,
+    token: str,
+    ready: asyncio.Event,
+    latencies: list[float],
+    counts: list[int],
+    index: int,
+    opened: list[int],
+    gate: asyncio.Semaphore,
+) -> None:
     async with gate:  # connects in waves, as reconnecting clients with backoff do
-        ws = await websockets.connect(f"{url}?access_token={token}", max_queue=None, proxy=None,
-                                      open_timeout=60, ping_interval=None)
-        await ws.send(json.dumps({"type": "subscribe", "collection": "products",
-                                  "query": {"fields": ["id", "name"], "filter": {"id": {"_eq": 1}}}, "uid": "b"}))
+        ws = await websockets.connect(
+            f"{url}?access_token={token}", max_queue=None, proxy=None, open_timeout=60, ping_interval=None
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "collection": "products",
+                    "query": {"fields": ["id", "name"], "filter": {"id": {"_eq": 1}}},
+                    "uid": "b",
+                }
+            )
+        )
         await ws.recv()  # init
     async with ws:
         opened[0] += 1
@@ -60,8 +77,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         database.manage("migrate", "--noinput")
         database.manage("seed_demo")
-        env = server_env(database.env, {"REDIS_URL": redis.url, "REDIS_PREFIX": f"bench{int(time.time())}",
-                                        "WEBSOCKETS_HEARTBEAT_ENABLED": "false", "LOG_LEVEL": "warning"})
+        env = server_env(
+            database.env,
+            {
+                "REDIS_URL": redis.url,
+                "REDIS_PREFIX": f"bench{int(time.time())}",
+                "WEBSOCKETS_HEARTBEAT_ENABLED": "false",
+                "LOG_LEVEL": "warning",
+            },
+        )
         servers = [DaphneProcess(env).start() for _ in range(args.processes)]
         token = post(servers[0].http + "/auth/login", ADMIN)["data"]["access_token"]
         ready = asyncio.Event()
@@ -70,8 +94,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         opened = [0]
         connect_started = time.monotonic()
         gate = asyncio.Semaphore(args.connect_concurrency)
-        tasks = [asyncio.create_task(subscriber(servers[i % len(servers)].ws_url(), token, ready, latencies, counts,
-                                                i, opened, gate)) for i in range(args.subscribers)]
+        tasks = [
+            asyncio.create_task(
+                subscriber(servers[i % len(servers)].ws_url(), token, ready, latencies, counts, i, opened, gate)
+            )
+            for i in range(args.subscribers)
+        ]
         await asyncio.wait_for(ready.wait(), timeout=120)
         connect_seconds = time.monotonic() - connect_started
         writes = int(args.rate * args.seconds)
@@ -79,7 +107,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         for n in range(writes):
             body = {"name": f"bench-{n}:{time.time():.6f}"}
-            await loop.run_in_executor(None, lambda b=body: post(servers[0].http + "/items/products/1", b, token, "PATCH"))
+            await loop.run_in_executor(
+                None, lambda b=body: post(servers[0].http + "/items/products/1", b, token, "PATCH")
+            )
             delay = started + (n + 1) / args.rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.module_loading import import_string
+
+from realtime_auth.protocol import InvalidPayload
 
 RowRule = Callable[[Any], Q | None]  # user (AnonymousUser for the public role) -> rows they may see; None: all
 FieldRule = Callable[[Any], Iterable[str] | None]  # user -> readable field names; None: all
@@ -41,6 +43,22 @@ class Collection:
         """The Django permission for ``action`` (view, add, change, delete) on this model."""
         meta = self.model._meta
         return f"{meta.app_label}.{action}_{meta.model_name}"
+
+    def to_key(self, raw: Any) -> Any:
+        """The primary-key value that a client's key (a string or an integer) stands for; ``InvalidPayload`` if none.
+
+        ``"5"`` and ``5`` are the same key; a value the key column cannot hold (``"abc"``, an integer beyond its
+        range) is refused here rather than reaching the database, where backends disagree about it.
+        """
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise InvalidPayload("Keys must be strings or integers.")
+        pk = self.model._meta.pk
+        try:
+            key = pk.to_python(raw)
+            pk.run_validators(key)
+        except ValidationError as exc:
+            raise InvalidPayload(f'Invalid key "{str(raw)[:64]}".') from exc
+        return key
 
     def model_field(self, name: str) -> models.Field[Any, Any] | None:
         if name == "pk":

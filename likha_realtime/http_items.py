@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 
 from likha_realtime.items import Items
 from likha_realtime.permissions import Principal
+from realtime_auth import tokens
 from realtime_auth.http import ApiError
 from realtime_auth.protocol import ErrorCode, RealtimeError
 
@@ -24,6 +26,27 @@ def http_error(error: RealtimeError) -> ApiError:
     return ApiError(_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST), str(error.code), error.message)
 
 
+class BearerSession(BaseAuthentication):
+    """``Authorization: Bearer <access token>`` checked as the sockets check it: signature, expiry, an active user
+    and a session not ended by logout or revocation (simplejwt's own class accepts a logged-out session's tokens).
+    No Bearer header: the public role."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        invalid = ApiError(status.HTTP_401_UNAUTHORIZED, "INVALID_TOKEN", "Invalid token.")
+        if len(parts) != 2:
+            raise invalid
+        try:
+            return tokens.verify_access(parts[1].decode("ascii")).user, None
+        except (UnicodeDecodeError, tokens.InvalidToken) as exc:
+            raise invalid from exc
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
 class ItemsRenderer(JSONRenderer):
     """Values as the socket sends them (its frames use DjangoJSONEncoder): decimals as text, never as floats."""
 
@@ -31,6 +54,7 @@ class ItemsRenderer(JSONRenderer):
 
 
 class ItemsView(APIView):
+    authentication_classes = [BearerSession]
     permission_classes: list[Any] = []
     renderer_classes = [ItemsRenderer]
 

@@ -92,12 +92,7 @@ class Items:
     # -- helpers ---------------------------------------------------------------------------------------------
 
     def key(self, raw: Any) -> Any:
-        if isinstance(raw, bool) or not isinstance(raw, str | int):
-            raise InvalidPayload("Keys must be strings or integers.")
-        try:
-            return self.model._meta.pk.to_python(raw)
-        except ValidationError as exc:
-            raise InvalidPayload(f'Invalid key "{raw}".') from exc
+        return self.collection.to_key(raw)
 
     def _visible(self, raw_keys: list[Any], lock: bool) -> list[models.Model]:
         keys = [self.key(k) for k in raw_keys]

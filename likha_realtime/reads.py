@@ -65,7 +65,8 @@ def _guard(principal: Principal) -> Any:
             raise no_access(target.name if target else model._meta.model_name)
         if name != "pk" and name not in principal.readable(target):
             if target.model_field(name) is None and name not in _all_field_names(model):
-                return  # unknown: the compiler reports INVALID_QUERY
+                # Named by collection, as unknown fields in "fields" and "sort" are (the compiler names the model).
+                raise InvalidQuery(f'Unknown field "{name}" in collection "{target.name}".')
             raise field_forbidden(target, name)
 
     return guard

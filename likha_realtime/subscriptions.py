@@ -20,7 +20,7 @@ class Subscription:
     collection: str
     raw_query: Any
     event: str | None  # only this action; also means "no init data"
-    item: Any  # one row's key as the client sent it (matched as a string)
+    item: Any  # one row's key, as the primary key's Python value (matched as a string)
     plan: reads.ReadPlan | None  # None while the connection's rights cannot read it (suspended)
     # Subscriptions with equal batch keys receive identical data for every event: one re-read serves them all.
     batch_key: tuple[Any, ...] = ()
@@ -74,7 +74,10 @@ def subscribe(principal: Principal, message: dict[str, Any]) -> tuple[Subscripti
     collection_name, raw_query, event, item = parse_subscribe(message)
     uid = message.get("uid")
     subscription = Subscription(None if uid is None else str(uid), collection_name, raw_query, event, item, None)
-    subscription = with_plan(subscription, plan_for(principal, collection_name, raw_query))
+    plan = plan_for(principal, collection_name, raw_query)
+    if item is not None:  # one spelling per key ("05", "5" and 5 alike), as events carry it
+        subscription = replace(subscription, item=plan.collection.to_key(item))
+    subscription = with_plan(subscription, plan)
     return subscription, init_frame(subscription)
 
 
@@ -101,8 +104,7 @@ def init_frame(subscription: Subscription) -> dict[str, Any]:
     if subscription.event is not None:
         return subscription.frame("init", with_data=False)
     if subscription.item is not None:
-        key = plan.collection.model._meta.pk.to_python(subscription.item)
-        rows = reads.read(plan, keys=[key], window=False)
+        rows = reads.read(plan, keys=[subscription.item], window=False)
         return subscription.frame("init", rows[0] if rows else None)
     return subscription.frame("init", reads.read(plan), reads.meta(plan) or None)
 

@@ -21,7 +21,15 @@ from realtime_auth.credentials import (
     reload_identity,
     verify_url_token,
 )
-from realtime_auth.protocol import AuthError, CloseCode, RealtimeError, error_frame, valid_uid, with_uid
+from realtime_auth.protocol import (
+    AuthError,
+    CloseCode,
+    RealtimeError,
+    TokenExpired,
+    error_frame,
+    valid_uid,
+    with_uid,
+)
 from realtime_auth.revocation import groups_for
 from realtime_auth.session import AuthSession, Identity, Verdict
 
@@ -51,6 +59,9 @@ class RealtimeAuthMixin:
     socket: ClassVar[str] = ""
     timer: ClassVar[Callable[[], float]] = time.time  # wall clock, because token ``exp`` is epoch seconds
     auth_context: ClassVar[str] = "auth"
+    auth_error_frames: ClassVar[bool] = True  # send PROTOCOL §3 error frames (not on GraphQL's socket)
+    auth_close_code: ClassVar[CloseCode] = CloseCode.UNAUTHORIZED  # the close for failed or timed-out auth
+    expiry_closes: ClassVar[bool] = False  # token expiry closes 4403 at once instead of the re-auth window
 
     auth: AuthSession
     _auth_lock: asyncio.Lock
@@ -71,26 +82,54 @@ class RealtimeAuthMixin:
 
     async def auth_connect(self, subprotocol: str | None = None) -> bool:
         """Authenticate the URL token (strict: required), then accept; ``False`` when the socket was refused."""
+        accepted, identity = await self.auth_url_token()
+        if not accepted:
+            return False
+        await self.accept(subprotocol)  # type: ignore[attr-defined]
+        await self.auth_start(identity)
+        return True
+
+    async def auth_url_token(self) -> tuple[bool, Identity | None]:
+        """Before accept: the URL token's identity; ``(False, None)`` after refusing the socket (HTTP 403)."""
         mode, timeout = socket_auth(self.socket)
         self.auth = AuthSession(mode, timeout, clock=self.timer)
         self._auth_lock = asyncio.Lock()
-        identity = None
         token = query_param(self.scope, "access_token")  # type: ignore[attr-defined]
-        if token is not None or mode == "strict":
-            try:
-                identity = await verify_url_token(token or "")
-            except AuthError:
-                logger.info("%s socket refused: missing or invalid URL token", self.socket)
-                await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
-                return False
-        await self.accept(subprotocol)  # type: ignore[attr-defined]
+        if token is None and mode != "strict":
+            return True, None
+        try:
+            return True, await verify_url_token(token or "")
+        except AuthError:
+            logger.info("%s socket refused: missing or invalid URL token", self.socket)
+            await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
+            return False, None
+
+    async def auth_start(self, identity: Identity | None) -> None:
+        """The socket is accepted: start the session (handshake deadline, or the identity's expiry)."""
         self.auth.start(identity)
         self._publish_user()
         self._arm_auth_timer()
         await self._join_auth_groups(groups_for(self.identity))
         if identity is not None:
             await self._confirm_identity()
-        return True
+
+    async def auth_credentials(self, payload: dict[str, Any]) -> bool:
+        """Log in with a credentials payload (GraphQL's ``connection_init``); ``False`` when refused, after acting
+        on the verdict (close or public role)."""
+        async with self._auth_lock:
+            previous = self.user
+            try:
+                result = await authenticate(parse_credentials(payload))
+            except Exception as error:
+                if not isinstance(error, AuthError):
+                    logger.exception("%s socket: unexpected error while authenticating", self.socket)
+                    error = AuthError()
+                await self._apply(self.auth.fail(error), None, previous)
+                return False
+            self.auth.succeed(result.identity)
+            await self._identity_changed(previous)
+            await self._confirm_identity()
+            return self.auth.user is not None
 
     async def authenticate_frame(self, frame: dict[str, Any] | None) -> bool:
         """Handle ``frame`` if it is auth business (an ``auth`` message, or anything during the handshake).
@@ -201,10 +240,13 @@ class RealtimeAuthMixin:
         await self._identity_changed(previous)
 
     async def _apply(self, verdict: Verdict, uid: Any, previous: Any) -> None:
-        if verdict.error is not None:
+        if self.expiry_closes and isinstance(verdict.error, TokenExpired):
+            await self.close_with(CloseCode.FORBIDDEN)  # GraphQL: clients reconnect with fresh credentials
+            return
+        if verdict.error is not None and self.auth_error_frames:
             await self.send_frame(error_frame(self.auth_context, verdict.error, uid))
         if verdict.close is not None:
-            await self.close_with(verdict.close)
+            await self.close_with(self.auth_close_code if verdict.close is CloseCode.UNAUTHORIZED else verdict.close)
             return
         await self._identity_changed(previous)
 

@@ -19,6 +19,7 @@ AUTH_MODES = ("public", "handshake", "strict")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 SOCKETS = {"REST": "/websockets", "GRAPHQL": "/graphql", "LOGS": "/websockets/logs"}
 
+
 def _local_secret_key(path: Path) -> str:
     """A random key made once per checkout (``.secret_key``, git-ignored): never a key published in the repo.
 

@@ -42,7 +42,9 @@ class RestConsumer(JsonSocketConsumer):
 
     async def on_close(self) -> None:
         dispatcher = get_dispatcher()
-        for collection in {s.collection for s in self.subscriptions.values()}:
+        # Every collection it ever listened to, not only those of its last subscriptions: an unsubscribed or
+        # replaced subscription leaves the consumer registered, and a closed consumer must not be kept alive.
+        for collection in list(dispatcher.listeners):
             dispatcher.discard(collection, self)
         self.subscriptions.clear()
 

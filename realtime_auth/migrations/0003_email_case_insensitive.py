@@ -5,15 +5,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('realtime_auth', '0002_revoked_session'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("realtime_auth", "0002_revoked_session"),
     ]
 
     operations = [
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='realtime_auth_user_email_ci_unique'),
+            model_name="user",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("email"), name="realtime_auth_user_email_ci_unique"
+            ),
         ),
     ]

@@ -14,8 +14,18 @@ SOCKETS = 300
 
 async def storm(url: str, token: str, write: asyncio.Event, received: list[int]) -> None:
     async with websockets.connect(f"{url}?access_token={token}", proxy=None, open_timeout=60, ping_interval=None) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "collection": "products", "event": "update", "item": 2,
-                                  "query": {"fields": ["id", "stock"]}, "uid": "storm"}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "collection": "products",
+                    "event": "update",
+                    "item": 2,
+                    "query": {"fields": ["id", "stock"]},
+                    "uid": "storm",
+                }
+            )
+        )
         assert json.loads(await ws.recv()) == {"type": "subscription", "event": "init", "uid": "storm"}
         received.append(0)
         if len(received) == SOCKETS:

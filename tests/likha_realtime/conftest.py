@@ -1,0 +1,52 @@
+"""Fixtures of the realtime tests: the seeded demo (users, groups, rows) and a clean in-memory channel layer."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+
+from erp_demo.management.commands import seed_demo
+from realtime_auth import tokens
+from realtime_auth.models import User
+from tests.likha_realtime.support import Roles
+
+
+def _tokens() -> Roles:
+    admin = User.objects.get(email=seed_demo.ADMIN_EMAIL)
+    editor = User.objects.get(email=seed_demo.EDITOR_EMAIL)
+    return Roles(admin=tokens.issue_pair(admin).access, editor=tokens.issue_pair(editor).access)
+
+
+@pytest.fixture
+def demo() -> Roles:
+    """``manage.py seed_demo``: 30 products, 12 customers, 24 orders, the admin and editor, Editors and Public."""
+    call_command("seed_demo", stdout=StringIO())
+    return _tokens()
+
+
+@pytest.fixture
+def roles() -> Roles:
+    """The demo's logins and groups as ``seed_demo`` makes them, without its rows (tests build the rows they assert)."""
+
+    def group(name: str, codenames: tuple[str, ...]) -> Group:
+        created = Group.objects.create(name=name)
+        created.permissions.set(Permission.objects.filter(content_type__app_label="erp_demo", codename__in=codenames))
+        assert created.permissions.count() == len(codenames)
+        return created
+
+    editors = group(seed_demo.EDITORS_GROUP, seed_demo.EDITORS_PERMISSIONS)
+    group(seed_demo.PUBLIC_GROUP, seed_demo.PUBLIC_PERMISSIONS)
+    User.objects.create_superuser(seed_demo.ADMIN_EMAIL, seed_demo.ADMIN_PASSWORD, is_staff=True)
+    User.objects.create_user(seed_demo.EDITOR_EMAIL, seed_demo.EDITOR_PASSWORD, is_staff=True).groups.add(editors)
+    return _tokens()
+
+
+@pytest.fixture
+def clean_layer() -> None:
+    """Events of earlier tests (other event loops) must not linger in the process-wide in-memory layer."""
+    async_to_sync(get_channel_layer().flush)()

@@ -1,0 +1,77 @@
+"""Helpers of the subscription, items and permission tests: sockets per role, frames, and the demo's rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.serializers.json import DjangoJSONEncoder
+from django.test import override_settings
+
+from likha_realtime.consumers.rest import RestConsumer
+
+ROLES = ("admin", "editor", "public")
+COLLECTIONS = ("products", "customers", "sales_orders")
+
+
+def realtime(**values: Any) -> override_settings:
+    from django.conf import settings
+
+    return override_settings(LIKHA_REALTIME={**settings.LIKHA_REALTIME, **values})
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Access tokens of the seeded admin and editor; the public role connects without one."""
+
+    admin: str
+    editor: str
+
+    def path(self, role: str) -> str:
+        if role == "public":
+            return "/websockets"
+        return f"/websockets?access_token={getattr(self, role)}"
+
+    def headers(self, role: str) -> dict[str, str]:
+        if role == "public":
+            return {}
+        return {"HTTP_AUTHORIZATION": f"Bearer {getattr(self, role)}"}
+
+
+async def open_socket(path: str) -> WebsocketCommunicator:
+    """A REST socket in public mode (the role comes from ``?access_token=``, or is the public role)."""
+    with realtime(REST_AUTH="public", HEARTBEAT_ENABLED=False):
+        comm = WebsocketCommunicator(RestConsumer.as_asgi(), path)
+        connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+async def ask(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send ``frame`` and return the next frame the server sends."""
+    await comm.send_json_to(frame)
+    return await comm.receive_json_from(timeout=3)
+
+
+def error(context: str, code: str, message: str, **uid: Any) -> dict[str, Any]:
+    return {"type": context, "status": "error", "error": {"code": code, "message": message}, **uid}
+
+
+def no_access(collection: str) -> str:
+    return f'You don\'t have permission to access collection "{collection}" or it does not exist.'
+
+
+def no_field(collection: str, field: str) -> str:
+    return f'You don\'t have permission to access field "{field}" in collection "{collection}".'
+
+
+def wire(value: Any) -> Any:
+    """``value`` as it reads after a trip through the socket's JSON encoder (Decimal and datetime as text)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+async def run_db(function: Any, *args: Any, **kwargs: Any) -> Any:
+    return await database_sync_to_async(function)(*args, **kwargs)
