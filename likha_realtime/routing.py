@@ -12,13 +12,14 @@ from likha_realtime.conf import socket_enabled, socket_path
 
 def websocket_urlpatterns() -> list[Any]:
     from likha_realtime.consumers.rest import RestConsumer
+    from likha_realtime.graphql.consumer import GraphQLConsumer
+    from likha_realtime.graphql.schema import get_schema
 
-    consumers = {"rest": RestConsumer}
-    return [
-        path(socket_path(name).lstrip("/"), consumer.as_asgi())
-        for name, consumer in consumers.items()
-        if socket_enabled(name)
-    ]
+    apps = {"rest": RestConsumer.as_asgi()}
+    schema = get_schema()
+    if schema is not None:
+        apps["graphql"] = GraphQLConsumer.as_asgi(schema=schema)
+    return [path(socket_path(name).lstrip("/"), app) for name, app in apps.items() if socket_enabled(name)]
 
 
 def build_application(http_app: Any) -> ProtocolTypeRouter:

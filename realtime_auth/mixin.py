@@ -113,9 +113,9 @@ class RealtimeAuthMixin:
         if identity is not None:
             await self._confirm_identity()
 
-    async def auth_credentials(self, payload: dict[str, Any]) -> bool:
+    async def auth_credentials(self, payload: dict[str, Any], apply_failure: bool = True) -> bool:
         """Log in with a credentials payload (GraphQL's ``connection_init``); ``False`` when refused, after acting
-        on the verdict (close or public role)."""
+        on the verdict (close or public role) unless ``apply_failure`` is false (the caller rejects)."""
         async with self._auth_lock:
             previous = self.user
             try:
@@ -124,7 +124,8 @@ class RealtimeAuthMixin:
                 if not isinstance(error, AuthError):
                     logger.exception("%s socket: unexpected error while authenticating", self.socket)
                     error = AuthError()
-                await self._apply(self.auth.fail(error), None, previous)
+                if apply_failure:
+                    await self._apply(self.auth.fail(error), None, previous)
                 return False
             self.auth.succeed(result.identity)
             await self._identity_changed(previous)

@@ -51,6 +51,9 @@ class RestConsumer(JsonSocketConsumer):
     def subscriptions_for(self, collection: str) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.collection == collection]
 
+    async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
+        await self.send_text(subscription.frame_text(action, data_json))
+
     # -- messages ----------------------------------------------------------------------------------------------
 
     async def handle_ping(self, message: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ class Subscriber(Protocol):
 
     def subscriptions_for(self, collection: str) -> list[Subscription]: ...
 
-    async def send_text(self, text: str) -> None: ...
+    async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
+        """Deliver one event's ``payload`` (rows, or keys for a delete; ``data_json`` is it encoded)."""
 
 
 def batches(
@@ -49,7 +50,7 @@ async def deliver(event: Event, collection: Collection, subscribers: list[Any]) 
         data_json = encode(payload)  # once per batch: subscribers in it differ only by uid
         for subscriber, subscription in members:
             try:
-                await subscriber.send_text(subscription.frame_text(event.action, data_json))
+                await subscriber.receive_event(subscription, event.action, payload, data_json)
             except Exception:  # one broken socket must not starve the others
                 stats.delivery_errors += 1
                 logger.exception("could not send a %s frame on %s", event.action, event.collection)

@@ -1,0 +1,1 @@
+"""GraphQL over HTTP and graphql-ws, generated from the collection registry (PROTOCOL §8)."""

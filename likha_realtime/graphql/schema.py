@@ -1,0 +1,248 @@
+"""The GraphQL schema, generated from the collection registry: queries, mutations and ``<c>_mutated`` per collection.
+
+Every resolver goes through the same rights, row rules and field rules as the REST socket (``Items``, ``reads``)
+and every mutation through the same event path; a field the caller may not read resolves to ``null``.
+"""
+
+# No "from __future__ import annotations": strawberry reads the resolvers' annotations, which name local types.
+
+import asyncio
+import datetime
+import decimal
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import make_dataclass
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+from asgiref.sync import sync_to_async
+from django.db import models
+from graphql import GraphQLError
+from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
+from likha_realtime.collections import Collection, registry
+from likha_realtime.events.fanout import get_dispatcher
+from likha_realtime.items import Items
+from likha_realtime.permissions import Principal
+from likha_realtime.subscriptions import Subscription, plan_for, with_plan
+from realtime_auth.protocol import RealtimeError
+
+
+@strawberry.enum(name="EventEnum")
+class EventEnum(Enum):
+    create = "create"
+    update = "update"
+    delete = "delete"
+
+
+def graphql_error(error: RealtimeError) -> GraphQLError:
+    return GraphQLError(error.message, extensions={"code": str(error.code)})
+
+
+def _scalar(field: models.Field) -> Any:
+    if field.primary_key or (field.is_relation and field.many_to_one):
+        return strawberry.ID
+    if isinstance(field, models.BooleanField):
+        return bool
+    if isinstance(field, models.IntegerField):
+        return int
+    if isinstance(field, models.DecimalField):
+        return decimal.Decimal
+    if isinstance(field, models.FloatField):
+        return float
+    if isinstance(field, models.DateTimeField):
+        return datetime.datetime
+    if isinstance(field, models.DateField):
+        return datetime.date
+    if isinstance(field, models.JSONField):
+        return JSON
+    return str
+
+
+def _output_type(collection: Collection) -> type:
+    fields = [(name, _scalar(collection.model._meta.get_field(name)) | None, None) for name in collection.fields]
+    cls = make_dataclass(collection.name, [(n, t, strawberry.field(default=d)) for n, t, d in fields])
+    return strawberry.type(cls, name=collection.name)
+
+
+def _row_object(output: type, collection: Collection, row: dict[str, Any] | None) -> Any:
+    if row is None:
+        return None
+    values = {name: row.get(name) for name in collection.fields}
+    for name, value in values.items():
+        if value is not None and collection.model._meta.get_field(name).is_relation:
+            values[name] = str(value)
+    values[collection.pk_name] = str(row[collection.pk_name]) if collection.pk_name in row else None
+    return output(**values)
+
+
+def principal_of(info: Info) -> Principal:
+    """The principal of the socket (kept current by its consumer), or of the HTTP request's user."""
+    socket = info.context.get("ws") if isinstance(info.context, dict) else None
+    if socket is not None:
+        return socket.principal
+    request = info.context["request"] if isinstance(info.context, dict) else info.context.request
+    return request.likha_principal
+
+
+def _run(work: Callable[[], Any]) -> Any:
+    try:
+        return work()
+    except RealtimeError as error:
+        raise graphql_error(error) from error
+
+
+class _Resolvers:
+    """Query, mutation and subscription resolvers of one collection."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self.output = _output_type(collection)
+        self.mutated = strawberry.type(
+            make_dataclass(
+                f"{collection.name}_mutated",
+                [("key", strawberry.ID), ("event", EventEnum), ("data", self.output | None)],
+            ),
+            name=f"{collection.name}_mutated",
+        )
+
+    def obj(self, row: dict[str, Any] | None) -> Any:
+        return _row_object(self.output, self.collection, row)
+
+    def items(self, info: Info, action: str, query: dict[str, Any] | None = None) -> Items:
+        return Items(principal_of(info), self.collection.name, action, query)
+
+    def query_fields(self) -> dict[str, Any]:
+        name, output, this = self.collection.name, self.output, self
+
+        async def listing(
+            info: Info,
+            filter: JSON | None = None,
+            sort: list[str] | None = None,
+            limit: int | None = None,
+            offset: int | None = None,
+        ) -> list[output]:  # type: ignore[valid-type]
+            query = {
+                k: v
+                for k, v in {"filter": filter, "sort": sort, "limit": limit, "offset": offset}.items()
+                if v is not None
+            }
+            rows = await sync_to_async(_run)(lambda: this.items(info, "read", query or None).read_many())
+            return [this.obj(row) for row in rows]
+
+        async def by_id(info: Info, id: strawberry.ID) -> output | None:  # type: ignore[valid-type]
+            return this.obj(await sync_to_async(_run)(lambda: this.items(info, "read").read_one(id)))
+
+        return {name: strawberry.field(resolver=listing), f"{name}_by_id": strawberry.field(resolver=by_id)}
+
+    def mutation_fields(self) -> dict[str, Any]:
+        name, output, this = self.collection.name, self.output, self
+
+        async def create(info: Info, data: JSON) -> output | None:  # type: ignore[valid-type]
+            return this.obj(await sync_to_async(_run)(lambda: this.items(info, "create").create(data)))
+
+        async def update(info: Info, id: strawberry.ID, data: JSON) -> output | None:  # type: ignore[valid-type]
+            return this.obj(
+                await sync_to_async(_run)(lambda: this.items(info, "update").update([id], data, many=False))
+            )
+
+        async def delete(info: Info, id: strawberry.ID) -> strawberry.ID | None:
+            keys = await sync_to_async(_run)(lambda: this.items(info, "delete").delete([id]))
+            return strawberry.ID(str(keys[0])) if keys else None
+
+        return {
+            f"create_{name}_item": strawberry.mutation(resolver=create),
+            f"update_{name}_item": strawberry.mutation(resolver=update),
+            f"delete_{name}_item": strawberry.mutation(resolver=delete),
+        }
+
+    def subscription_fields(self) -> dict[str, Any]:
+        this = self
+
+        async def mutated(
+            info: Info, only: Annotated[EventEnum | None, strawberry.argument(name="event")] = None
+        ) -> AsyncGenerator[this.mutated, None]:  # type: ignore[name-defined]
+            listener = _Listener(this, principal_of(info), only.value if only else None)
+            await listener.start()
+            try:
+                while True:
+                    action, payload = await listener.queue.get()
+                    for item in payload:
+                        if action == "delete":
+                            yield this.mutated(key=strawberry.ID(str(item)), event=EventEnum(action), data=None)
+                        else:
+                            key = strawberry.ID(str(item[this.collection.pk_name]))
+                            yield this.mutated(key=key, event=EventEnum(action), data=this.obj(item))
+            finally:
+                listener.stop()
+
+        return {f"{self.collection.name}_mutated": strawberry.subscription(resolver=mutated)}
+
+
+class _Listener:
+    """One GraphQL subscription as a subscriber of the event fan-out (same batching and rights as REST)."""
+
+    def __init__(self, resolvers: _Resolvers, principal: Principal, event: str | None) -> None:
+        self.collection = resolvers.collection.name
+        self.principal = principal
+        self.event = event
+        self.queue: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue(maxsize=10_000)
+        self.subscription: Subscription | None = None
+
+    async def start(self) -> None:
+        def plan() -> Subscription:
+            base = Subscription(None, self.collection, {"fields": ["*"]}, self.event, None, None)
+            return with_plan(base, plan_for(self.principal, self.collection, {"fields": ["*"]}))
+
+        self.subscription = await sync_to_async(_run)(plan)
+        await get_dispatcher().add(self.collection, self)
+
+    def stop(self) -> None:
+        get_dispatcher().discard(self.collection, self)
+
+    def subscriptions_for(self, collection: str) -> list[Subscription]:
+        return [self.subscription] if self.subscription is not None and collection == self.collection else []
+
+    async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
+        self.queue.put_nowait((action, payload))
+
+
+def build_schema() -> strawberry.Schema | None:
+    """A schema over every registered collection (``None`` when none is registered)."""
+    resolvers = [_Resolvers(collection) for collection in registry]
+    if not resolvers:
+        return None
+    query: dict[str, Any] = {}
+    mutation: dict[str, Any] = {}
+    subscription: dict[str, Any] = {}
+    for r in resolvers:
+        query.update(r.query_fields())
+        mutation.update(r.mutation_fields())
+        subscription.update(r.subscription_fields())
+    schema = strawberry.Schema(
+        query=strawberry.type(type("Query", (), query)),
+        mutation=strawberry.type(type("Mutation", (), mutation)),
+        subscription=strawberry.type(type("Subscription", (), subscription)),
+        config=StrawberryConfig(auto_camel_case=False),  # field names as in the REST socket: snake_case
+    )
+    # strawberry resolves each subscription value with ``lambda event, *_, **__: event``, which breaks on a
+    # field argument named ``event`` (ours: ``<c>_mutated(event: ...)``): resolve the value positionally.
+    for field in schema._schema.subscription_type.fields.values():  # type: ignore[union-attr]
+        field.resolve = _subscription_value
+    return schema
+
+
+def _subscription_value(value: Any, *_: Any, **__: Any) -> Any:
+    return value
+
+
+_schema: dict[str, Any] = {}
+
+
+def get_schema() -> strawberry.Schema | None:
+    """The schema of the registry as it is at first use (built once per process)."""
+    if "schema" not in _schema:
+        _schema["schema"] = build_schema()
+    return _schema["schema"]

@@ -1,0 +1,41 @@
+"""``POST /graphql`` over HTTP: Bearer JWT (checked like the sockets) or the public role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import APIException
+from strawberry.django.views import AsyncGraphQLView
+
+from likha_realtime.graphql.schema import get_schema
+from likha_realtime.http_items import BearerSession
+from likha_realtime.permissions import Principal
+
+
+class GraphQLView(AsyncGraphQLView):
+    graphql_ide = None
+
+    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            user = await sync_to_async(_bearer_user)(request)
+        except APIException:
+            return JsonResponse(
+                {"errors": [{"message": "Invalid token.", "extensions": {"code": "INVALID_TOKEN"}}]}, status=401
+            )
+        request.likha_principal = await sync_to_async(Principal)(user)  # type: ignore[attr-defined]
+        return await super().dispatch(request, *args, **kwargs)
+
+
+def _bearer_user(request: HttpRequest) -> Any:
+    found = BearerSession().authenticate(request)  # type: ignore[arg-type]
+    return found[0] if found else None
+
+
+def graphql_view() -> Any:
+    schema = get_schema()
+    if schema is None:
+        return None
+    return csrf_exempt(GraphQLView.as_view(schema=schema))
