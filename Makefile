@@ -23,6 +23,10 @@ $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
 
+# The pinned npm clients of the live interop tests (tests/live/js): package.json + package-lock.json.
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund && touch node_modules/.stamp
+
 install: $(VENV)/.stamp-runtime
 install-dev: $(VENV)/.stamp-dev
 
@@ -43,10 +47,10 @@ serve: install
 ## make test: the whole suite on SQLite, then again on PostgreSQL
 test: lint test-sqlite test-postgres
 
-test-sqlite: install-dev
+test-sqlite: install-dev node_modules/.stamp
 	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: install-dev
+test-postgres: install-dev node_modules/.stamp
 	$(PY) scripts/require_postgres.py "$(TEST_DATABASE_URL)"
 	DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PYTEST_ARGS)
 
