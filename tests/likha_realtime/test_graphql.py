@@ -250,3 +250,96 @@ def test_http_graphql_mutations_follow_the_rights(seeded: dict[str, int]) -> Non
     body = response.json()
     assert body["data"] == {"delete_products_item": None}
     assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
+
+
+MATRIX = {
+    # role: {collection: (query, create, update, delete)}
+    "admin": {
+        "products": (True, True, True, True),
+        "customers": (True, True, True, True),
+        "sales_orders": (True, True, True, True),
+    },
+    "editor": {
+        "products": (True, True, True, False),
+        "customers": (True, False, False, False),
+        "sales_orders": (True, False, False, False),
+    },
+    "public": {
+        "products": (True, False, False, False),
+        "customers": (False, False, False, False),
+        "sales_orders": (False, False, False, False),
+    },
+}
+UPDATE_DATA = {"products": "{stock: 1}", "customers": '{name: "Renamed"}', "sales_orders": '{total: "1.00"}'}
+CREATE_DATA = {
+    "products": '{name: "G", sku: "GQL-%s"}',
+    "customers": '{name: "G", email: "gql-%s@example.com"}',
+    "sales_orders": '{customer: "%s"}',
+}
+
+
+def graphql_post(query: str, token: str | None) -> dict[str, Any]:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    response = Client().post("/graphql", json.dumps({"query": query}), content_type="application/json", **headers)
+    return response.json()
+
+
+def outcome(body: dict[str, Any]) -> bool:
+    """True when the operation ran; False when it was refused as FORBIDDEN (anything else fails the test)."""
+    if not body.get("errors"):
+        return True
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["FORBIDDEN"], body
+    return False
+
+
+@pytest.mark.parametrize("role", ["admin", "editor", "public"])
+@pytest.mark.parametrize("collection", ["products", "customers", "sales_orders"])
+def test_the_graphql_rights_matrix(seeded: dict[str, int], role: str, collection: str) -> None:
+    from erp_demo.models import Customer, Product, SalesOrder
+
+    token = None
+    if role != "public":
+        token = tokens.issue_pair(User.objects.get(email=f"{role}@example.com")).access
+    model = {"products": Product, "customers": Customer, "sales_orders": SalesOrder}[collection]
+    victim = model.objects.exclude(**({"status": "draft"} if collection == "sales_orders" else {})).last()
+    if collection == "customers":
+        victim = Customer.objects.create(name="Unreferenced", email="unreferenced@example.com")
+    expected = MATRIX[role][collection]
+    data = CREATE_DATA[collection] % (seeded["customer"] if collection == "sales_orders" else role)
+    results = (
+        outcome(graphql_post(f"{{ {collection}(limit: 1) {{ id }} }}", token)),
+        outcome(graphql_post(f"mutation {{ create_{collection}_item(data: {data}) {{ id }} }}", token)),
+        outcome(
+            graphql_post(
+                f"mutation {{ update_{collection}_item(id: {victim.pk}, data: {UPDATE_DATA[collection]}) {{ id }} }}",
+                token,
+            )
+        ),
+        outcome(graphql_post(f"mutation {{ delete_{collection}_item(id: {victim.pk}) }}", token)),
+    )
+    assert results == expected
+
+
+async def test_the_legacy_graphql_ws_protocol_works_in_public_mode(seeded: dict[str, int]) -> None:
+    from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
+
+    with realtime(GRAPHQL_AUTH="public"):
+        comm = GraphQLWebsocketCommunicator(application=app(), path="/graphql", protocol=GRAPHQL_WS_PROTOCOL)
+        async with comm:
+            await comm.send_json_to({"type": "start", "id": "1", "payload": {"query": SUBSCRIBE}})
+            await asyncio.sleep(0.2)  # the subscription joins the fan-out before the write
+            shelf = seeded["shelf"]
+            await database_sync_to_async(update_product)(shelf, name="Legacy")
+            assert await comm.receive_json_from(timeout=3) == {
+                "type": "data",
+                "id": "1",
+                "payload": {
+                    "data": {
+                        "products_mutated": {
+                            "key": str(shelf),
+                            "event": "update",
+                            "data": {"id": str(shelf), "name": "Legacy", "stock": None},
+                        }
+                    }
+                },
+            }
