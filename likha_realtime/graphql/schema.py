@@ -9,6 +9,7 @@ and every mutation through the same event path; a field the caller may not read 
 import asyncio
 import datetime
 import decimal
+import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import make_dataclass
 from enum import Enum
@@ -21,6 +22,7 @@ from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
+from strawberry_django.fields.types import field_type_map
 
 from likha_realtime.collections import Collection, registry
 from likha_realtime.events.fanout import get_dispatcher
@@ -41,24 +43,18 @@ def graphql_error(error: RealtimeError) -> GraphQLError:
     return GraphQLError(error.message, extensions={"code": str(error.code)})
 
 
+_SCALARS = (bool, int, float, str, decimal.Decimal, datetime.date, datetime.datetime, datetime.time, uuid.UUID)
+
+
 def _scalar(field: models.Field) -> Any:
+    """The GraphQL type of a column, from strawberry-graphql-django's map of Django fields; keys are ``ID``."""
     if field.primary_key or (field.is_relation and field.many_to_one):
-        return strawberry.ID
-    if isinstance(field, models.BooleanField):
-        return bool
-    if isinstance(field, models.IntegerField):
-        return int
-    if isinstance(field, models.DecimalField):
-        return decimal.Decimal
-    if isinstance(field, models.FloatField):
-        return float
-    if isinstance(field, models.DateTimeField):
-        return datetime.datetime
-    if isinstance(field, models.DateField):
-        return datetime.date
-    if isinstance(field, models.JSONField):
-        return JSON
-    return str
+        return strawberry.ID  # rows carry the related key, not the related object
+    for klass in type(field).__mro__:
+        mapped = field_type_map.get(klass)
+        if mapped in _SCALARS or mapped is JSON:
+            return mapped
+    return str  # files and other structured values travel as their stored text
 
 
 def _output_type(collection: Collection) -> type:
