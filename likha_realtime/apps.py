@@ -21,6 +21,23 @@ class LikhaRealtimeConfig(AppConfig):
         checks.register(check_realtime_settings)
         registry.load_settings(realtime_settings.COLLECTIONS)
         capture.connect_signals()
+        install_log_handler()
+
+
+def install_log_handler() -> bool:
+    """Stream this process's logs to the logs sockets, when there is a channel layer and a logs socket to feed.
+
+    Tests that want the handler call ``likha_realtime.logs.handler.install()`` themselves.
+    """
+    from django.conf import settings
+
+    from likha_realtime.conf import socket_enabled
+    from likha_realtime.logs import handler
+
+    if not (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or not socket_enabled("logs"):
+        return False
+    handler.install()
+    return True
 
 
 def check_realtime_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

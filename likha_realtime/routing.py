@@ -11,11 +11,12 @@ from likha_realtime.conf import socket_enabled, socket_path
 
 
 def websocket_urlpatterns() -> list[Any]:
+    from likha_realtime.consumers.logs import LogsConsumer
     from likha_realtime.consumers.rest import RestConsumer
     from likha_realtime.graphql.consumer import GraphQLConsumer
     from likha_realtime.graphql.schema import get_schema
 
-    apps = {"rest": RestConsumer.as_asgi()}
+    apps = {"rest": RestConsumer.as_asgi(), "logs": LogsConsumer.as_asgi()}
     schema = get_schema()
     if schema is not None:
         apps["graphql"] = GraphQLConsumer.as_asgi(schema=schema)

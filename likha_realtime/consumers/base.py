@@ -50,6 +50,8 @@ class JsonSocketConsumer(RealtimeAuthMixin, AsyncWebsocketConsumer):
         self._counted = True
         if not await self.auth_connect():
             return
+        state = "authenticated" if self.identity else "awaiting auth" if self.auth.awaiting_handshake else "public role"
+        logger.info("%s socket connected (%s)", self.socket, state)
         self.heartbeat = Heartbeat()
         if realtime_settings.HEARTBEAT_ENABLED:
             self._heartbeat_task = asyncio.get_running_loop().create_task(self._beat())

@@ -1,0 +1,183 @@
+"""``LogStreamHandler``: publishes log records to this process's logs sockets and, over Redis, to every other's.
+
+It never blocks the code that logs: ``emit`` formats, redacts and puts the line in a bounded queue (a full queue
+drops the line and counts it); one daemon thread drains the queue, hands the lines to this process's streams and
+``group_send``s them (in batches) on its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import queue
+import threading
+import uuid
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from likha_realtime.conf import realtime_settings
+from likha_realtime.logs.levels import level_number, wire_level
+from likha_realtime.logs.redact import redact
+from likha_realtime.logs.stream import GROUP, MESSAGE_TYPE, Line, crosses_processes, local_streams
+from realtime_auth.mixin import encode
+
+NODE_ID = uuid.uuid4().hex  # this server process, as the "uid" of its lines
+QUEUE_SIZE = 10_000
+BATCH_SIZE = 200  # lines per group_send
+# Never re-published: our own modules, and whatever the publishing itself logs (channel layer, Redis, the loop).
+SKIPPED_LOGGERS = ("likha_realtime.logs", "channels_redis", "redis", "asyncio", "daphne")
+_RAW_SKIPPED = frozenset({"args", "msg", "exc_info", "levelno", "levelname", "created", "msecs"})
+_STOP = object()
+
+
+def skipped(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in SKIPPED_LOGGERS)
+
+
+def _json_safe(value: Any) -> tuple[bool, Any]:
+    """``(True, value with strings redacted)`` when ``value`` is JSON-safe, else ``(False, None)``."""
+    if value is None or isinstance(value, bool | int):
+        return True, value
+    if isinstance(value, float):
+        return math.isfinite(value), value
+    if isinstance(value, str):
+        return True, redact(value)
+    if isinstance(value, list | tuple):
+        items = [_json_safe(item) for item in value]
+        return all(ok for ok, _ in items), [item for _, item in items]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        pairs = {key: _json_safe(item) for key, item in value.items()}
+        return all(ok for ok, _ in pairs.values()), {key: item for key, (_, item) in pairs.items()}
+    return False, None
+
+
+def record_data(record: logging.LogRecord, style: str, formatter: logging.Formatter) -> dict[str, Any]:
+    """The ``data`` of a line: ``pretty`` = level, time (ms), msg; ``raw`` adds every JSON-safe attribute."""
+    message = record.getMessage()
+    if record.exc_info:
+        message = f"{message}\n{formatter.formatException(record.exc_info)}"
+    data: dict[str, Any] = {"level": wire_level(record.levelno), "time": int(record.created * 1000)}
+    if style == "raw":
+        for key, value in vars(record).items():
+            if key in _RAW_SKIPPED:
+                continue
+            ok, safe = _json_safe(value)
+            if ok:
+                data[key] = safe
+    data["msg"] = redact(message)
+    return data
+
+
+class LogStreamHandler(logging.Handler):
+    """Records at or above ``LOGS_LEVEL`` to the logs sockets. ``layer`` defaults to the channel layer."""
+
+    def __init__(self, layer: Any = None, queue_size: int = QUEUE_SIZE, node_id: str = NODE_ID) -> None:
+        super().__init__()
+        self.layer = layer
+        self.node_id = node_id
+        self.queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self.dropped = 0
+        self.publish_errors = 0
+        self._thread: threading.Thread | None = None
+        self._formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if skipped(record.name) or threading.current_thread() is self._thread:
+            return
+        try:
+            level = wire_level(record.levelno)
+            if level < level_number(realtime_settings.LOGS_LEVEL):
+                return
+            line = (
+                level,
+                encode(
+                    {
+                        "type": "logs",
+                        "data": record_data(record, realtime_settings.LOGS_STYLE, self._formatter),
+                        "uid": self.node_id,
+                    }
+                ),
+            )
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            self.queue.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+            return
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="likha-logs", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._publish(loop, batch)
+        finally:
+            loop.close()
+
+    def _next_batch(self) -> list[Line] | None:
+        first = self.queue.get()
+        if first is _STOP:
+            return None
+        batch = [first]
+        while len(batch) < BATCH_SIZE:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self.queue.put_nowait(_STOP)  # room: we just took an item
+                break
+            batch.append(item)
+        return batch
+
+    def _publish(self, loop: asyncio.AbstractEventLoop, batch: list[Line]) -> None:
+        for stream in local_streams():
+            stream.deliver_threadsafe(batch)
+        layer = self.layer if self.layer is not None else get_channel_layer()
+        if not crosses_processes(layer):
+            return
+        message = {"type": MESSAGE_TYPE, "node": self.node_id, "lines": [list(line) for line in batch]}
+        try:
+            loop.run_until_complete(layer.group_send(GROUP, message))
+        except Exception:
+            self.publish_errors += 1  # not logged: a failing Redis would otherwise feed on its own errors
+
+    def close(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(_STOP)
+        super().close()
+
+
+_installed: LogStreamHandler | None = None
+
+
+def install(logger: logging.Logger | None = None, handler: LogStreamHandler | None = None) -> LogStreamHandler:
+    """Add the handler to ``logger`` (the root logger by default) once; returns the installed handler."""
+    global _installed
+    target = logger or logging.getLogger()
+    if _installed is not None and _installed in target.handlers:
+        return _installed
+    _installed = handler or LogStreamHandler()
+    target.addHandler(_installed)
+    return _installed
+
+
+def uninstall(logger: logging.Logger | None = None) -> None:
+    global _installed
+    if _installed is not None:
+        (logger or logging.getLogger()).removeHandler(_installed)
+        _installed.close()
+        _installed = None
