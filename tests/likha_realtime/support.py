@@ -41,13 +41,25 @@ class Roles:
         return {"HTTP_AUTHORIZATION": f"Bearer {getattr(self, role)}"}
 
 
+async def connected_socket(path: str, consumer: Any = RestConsumer) -> WebsocketCommunicator:
+    """A socket of ``consumer`` at ``path``, under the settings in force; it must be accepted."""
+    comm = WebsocketCommunicator(consumer.as_asgi(), path)
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
 async def open_socket(path: str) -> WebsocketCommunicator:
     """A REST socket in public mode (the role comes from ``?access_token=``, or is the public role)."""
     with realtime(REST_AUTH="public", HEARTBEAT_ENABLED=False):
-        comm = WebsocketCommunicator(RestConsumer.as_asgi(), path)
-        connected, _ = await comm.connect()
-    assert connected
-    return comm
+        return await connected_socket(path)
+
+
+async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
+    """The close code and reason the server closed ``comm`` with (fails on any other output)."""
+    output = await comm.receive_output(timeout=3)
+    assert output["type"] == "websocket.close", output
+    return output["code"], output.get("reason")
 
 
 async def ask(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:

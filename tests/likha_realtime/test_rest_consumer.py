@@ -15,6 +15,7 @@ from django.test import override_settings
 from likha_realtime.consumers.rest import RestConsumer
 from realtime_auth import tokens
 from realtime_auth.models import User
+from tests.likha_realtime.support import closed_with, connected_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,16 +51,7 @@ def pair(editor: User) -> tokens.TokenPair:
 
 
 async def open_socket(path: str = "/websockets", consumer: Any = RestConsumer) -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(consumer.as_asgi(), path)
-    connected, _ = await comm.connect()
-    assert connected
-    return comm
-
-
-async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
-    output = await comm.receive_output(timeout=3)
-    assert output["type"] == "websocket.close", output
-    return output["code"], output.get("reason")
+    return await connected_socket(path, consumer)
 
 
 @pytest.fixture

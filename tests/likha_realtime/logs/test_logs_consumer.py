@@ -19,7 +19,7 @@ from likha_realtime.logs.handler import LogStreamHandler
 from realtime_auth import tokens
 from realtime_auth.models import User
 from tests.likha_realtime.logs.support import handler_logger
-from tests.likha_realtime.support import Roles
+from tests.likha_realtime.support import Roles, closed_with, connected_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,16 +58,7 @@ def app_logger(quiet_root: None) -> Iterator[logging.Logger]:
 
 
 async def connect(path: str = "/websockets/logs", consumer: Any = LogsConsumer) -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(consumer.as_asgi(), path)
-    connected, _ = await comm.connect()
-    assert connected
-    return comm
-
-
-async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
-    output = await comm.receive_output(timeout=3)
-    assert output["type"] == "websocket.close", output
-    return output["code"], output.get("reason")
+    return await connected_socket(path, consumer)
 
 
 async def receive(comm: WebsocketCommunicator, wait: float = 3) -> dict[str, Any]:
