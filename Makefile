@@ -60,6 +60,7 @@ lint: install-dev
 ## make bench: fan-out benchmark (1,000 subscribers over 2 daphne processes on Redis); see docs/BENCHMARKS.md
 bench: install-dev
 	$(PY) -m bench.fanout --subscribers 1000 --processes 2 --rate 10 --seconds 10
+	$(PY) -m bench.logs_block
 
 format: install-dev
 	$(VENV)/bin/ruff format .
