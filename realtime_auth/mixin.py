@@ -168,6 +168,11 @@ class RealtimeAuthMixin:
         if self._auth_task is not None and self._auth_task is not asyncio.current_task():
             self._auth_task.cancel()
 
+    async def authorize(self, identity: Identity) -> RealtimeError | None:
+        """Hook: an error (with its close code) to refuse ``identity`` on this socket although its credentials
+        are valid (the logs socket refuses non-admins); ``None`` accepts it."""
+        return None
+
     async def on_identity_changed(self, previous: Any) -> None:
         """Hook: the user or role changed (auth, failure, expiry, revocation). ``previous`` is the old user."""
 
@@ -231,6 +236,11 @@ class RealtimeAuthMixin:
     # -- internals -----------------------------------------------------------------------------------------
 
     async def _succeed(self, result: AuthResult, uid: Any) -> None:
+        refusal = await self.authorize(result.identity)
+        if refusal is not None:  # valid credentials, but not for this socket: they never count
+            logger.info("%s socket refused user %s", self.socket, result.identity.user.pk)
+            await self.send_error(self.auth_context, refusal, uid)
+            return
         previous = self.user
         self.auth.succeed(result.identity)
         reply: dict[str, Any] = {"type": "auth", "status": "ok"}

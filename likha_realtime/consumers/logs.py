@@ -10,8 +10,8 @@ from channels.db import database_sync_to_async
 from likha_realtime.consumers.base import JsonSocketConsumer
 from likha_realtime.logs.levels import WIRE_LEVELS
 from likha_realtime.logs.stream import LogTap, get_stream
-from realtime_auth.credentials import AuthResult
 from realtime_auth.protocol import AuthError, CloseCode, Forbidden, InvalidPayload, RealtimeError, error_frame, with_uid
+from realtime_auth.session import Identity
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +90,12 @@ class LogsConsumer(JsonSocketConsumer):
 
     # -- rights ------------------------------------------------------------------------------------------------
 
-    async def _succeed(self, result: AuthResult, uid: Any) -> None:
+    async def authorize(self, identity: Identity) -> RealtimeError | None:
         """A non-admin's credentials are refused on this socket (handshake and strict mode) before they count."""
-        if self.auth.mode != "public" and not await database_sync_to_async(is_admin)(result.identity.user):
-            logger.info("logs socket refused user %s: not an admin", result.identity.user.pk)
-            await self._refuse(uid)
-            return
-        await super()._succeed(result, uid)
+        if self.auth.mode != "public" and not await database_sync_to_async(is_admin)(identity.user):
+            self._stop_streaming()
+            return Unauthorized()
+        return None
 
     async def on_identity_changed(self, previous: Any) -> None:
         self.admin = await database_sync_to_async(is_admin)(self.user)
