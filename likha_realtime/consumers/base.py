@@ -14,7 +14,7 @@ from likha_realtime.conf import realtime_settings, socket_conn_limit
 from likha_realtime.protocol.decode import FrameError, decode_frame
 from likha_realtime.protocol.heartbeat import Beat, Heartbeat
 from realtime_auth.mixin import RealtimeAuthMixin
-from realtime_auth.protocol import CloseCode, ErrorCode, RealtimeError
+from realtime_auth.protocol import CloseCode, ErrorCode, RealtimeError, with_uid
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class JsonSocketConsumer(RealtimeAuthMixin, AsyncWebsocketConsumer):
     Dispatch is on that whitelist only; a client-supplied string is never used to look up an attribute.
     """
 
-    handlers: ClassVar[dict[str, str]] = {}
+    # Every JSON socket answers pings; subclasses extend this whitelist with their own messages.
+    handlers: ClassVar[dict[str, str]] = {"ping": "handle_ping", "pong": "handle_pong"}
     open_connections: ClassVar[Counter[str]] = Counter()  # per server process, by socket
 
     heartbeat: Heartbeat
@@ -106,6 +107,12 @@ class JsonSocketConsumer(RealtimeAuthMixin, AsyncWebsocketConsumer):
                 await self.close_with(CloseCode.HEARTBEAT_TIMEOUT)
                 return
             await self.send_frame({"type": "ping"})
+
+    async def handle_ping(self, message: dict[str, Any]) -> None:
+        await self.send_frame(with_uid({"type": "pong"}, message.get("uid")))
+
+    async def handle_pong(self, message: dict[str, Any]) -> None:
+        """A client's answer to the heartbeat ping: receiving it was the point."""
 
     async def on_open(self) -> None:
         """Hook: the socket is accepted and its auth state is set."""

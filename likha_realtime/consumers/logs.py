@@ -41,8 +41,7 @@ def requested_level(message: dict[str, Any]) -> str:
 class LogsConsumer(JsonSocketConsumer):
     socket = "logs"
     handlers: ClassVar[dict[str, str]] = {
-        "ping": "handle_ping",
-        "pong": "handle_pong",
+        **JsonSocketConsumer.handlers,
         "subscribe": "handle_subscribe",
         "unsubscribe": "handle_unsubscribe",
     }
@@ -60,12 +59,6 @@ class LogsConsumer(JsonSocketConsumer):
         self._stop_streaming()
 
     # -- messages ----------------------------------------------------------------------------------------------
-
-    async def handle_ping(self, message: dict[str, Any]) -> None:
-        await self.send_frame(with_uid({"type": "pong"}, message.get("uid")))
-
-    async def handle_pong(self, message: dict[str, Any]) -> None:
-        """A client's answer to the heartbeat ping: receiving it was the point."""
 
     async def handle_subscribe(self, message: dict[str, Any]) -> None:
         uid = message.get("uid")

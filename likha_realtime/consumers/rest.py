@@ -22,8 +22,7 @@ logger = logging.getLogger(__name__)
 class RestConsumer(JsonSocketConsumer):
     socket = "rest"
     handlers: ClassVar[dict[str, str]] = {
-        "ping": "handle_ping",
-        "pong": "handle_pong",
+        **JsonSocketConsumer.handlers,
         "subscribe": "handle_subscribe",
         "unsubscribe": "handle_unsubscribe",
         "items": "handle_items",
@@ -55,12 +54,6 @@ class RestConsumer(JsonSocketConsumer):
         await self.send_text(subscription.frame_text(action, data_json))
 
     # -- messages ----------------------------------------------------------------------------------------------
-
-    async def handle_ping(self, message: dict[str, Any]) -> None:
-        await self.send_frame(with_uid({"type": "pong"}, message.get("uid")))
-
-    async def handle_pong(self, message: dict[str, Any]) -> None:
-        """A client's answer to the heartbeat ping: receiving it was the point."""
 
     async def handle_subscribe(self, message: dict[str, Any]) -> None:
         subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
