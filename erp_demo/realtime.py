@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from likha_realtime.collections import register
+from likha_realtime.access.collections import register
 
 
 def sales_order_rows(user: Any) -> Q | None:

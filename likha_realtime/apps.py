@@ -14,11 +14,13 @@ class LikhaRealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from likha_realtime.collections import registry
+        from likha_realtime.access.collections import registry
         from likha_realtime.conf import realtime_settings
         from likha_realtime.events import capture
+        from likha_realtime.query.lookups import register_lookups
 
         checks.register(check_realtime_settings)
+        register_lookups()
         registry.load_settings(realtime_settings.COLLECTIONS)
         capture.connect_signals()
         install_log_handler()

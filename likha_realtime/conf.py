@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime_auth.conf import SOCKET_NAMES, AppSettings, Validator, is_positive_number
+from realtime_auth.conf import AUTH_MODES, AppSettings, Validator, is_positive_number
+
+SOCKET_NAMES = ("rest", "graphql", "logs")
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 
@@ -31,7 +33,7 @@ REALTIME_DEFAULTS: dict[str, Any] = {
     "QUERY_LIMIT_DEFAULT": 100,
     "QUERY_LIMIT_MAX": 1000,
     # Collections exposed from settings: name -> "app.Model" or {"model", "row_rule", "readable_fields", "fields"}
-    # (dotted paths to callables). Code can also call likha_realtime.collections.register().
+    # (dotted paths to callables). Code can also call likha_realtime.access.collections.register().
     "COLLECTIONS": {},
 }
 REALTIME_VALIDATORS: dict[str, tuple[Validator, str]] = {
@@ -51,6 +53,11 @@ for _socket in SOCKET_NAMES:
     REALTIME_DEFAULTS[f"{_key}_ENABLED"] = True
     REALTIME_DEFAULTS[f"{_key}_PATH"] = _PATHS[_socket]
     REALTIME_DEFAULTS[f"{_key}_CONN_LIMIT"] = None  # open connections per server process; None: unlimited
+    # public | handshake | strict (PROTOCOL §3); how long the first/renewed auth may take, in seconds.
+    REALTIME_DEFAULTS[f"{_key}_AUTH"] = "handshake"
+    REALTIME_DEFAULTS[f"{_key}_AUTH_TIMEOUT"] = 10
+    REALTIME_VALIDATORS[f"{_key}_AUTH"] = (lambda v: v in AUTH_MODES, ", ".join(AUTH_MODES))
+    REALTIME_VALIDATORS[f"{_key}_AUTH_TIMEOUT"] = (is_positive_number, "a number of seconds > 0")
     REALTIME_VALIDATORS[f"{_key}_ENABLED"] = (_is_bool, "True, False")
     REALTIME_VALIDATORS[f"{_key}_PATH"] = (_is_path, "a path starting with '/'")
     REALTIME_VALIDATORS[f"{_key}_CONN_LIMIT"] = (_is_limit, "None (unlimited) or a whole number > 0")
@@ -68,3 +75,9 @@ def socket_path(socket: str) -> str:
 
 def socket_conn_limit(socket: str) -> int | None:
     return getattr(realtime_settings, f"{socket.upper()}_CONN_LIMIT")
+
+
+def socket_auth(socket: str) -> tuple[str, float]:
+    """The auth mode and timeout (seconds) configured for one socket."""
+    key = socket.upper()
+    return getattr(realtime_settings, f"{key}_AUTH"), float(getattr(realtime_settings, f"{key}_AUTH_TIMEOUT"))

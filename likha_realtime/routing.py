@@ -11,10 +11,10 @@ from likha_realtime.conf import socket_enabled, socket_path
 
 
 def websocket_urlpatterns() -> list[Any]:
-    from likha_realtime.consumers.logs import LogsConsumer
-    from likha_realtime.consumers.rest import RestConsumer
-    from likha_realtime.graphql.consumer import GraphQLConsumer
     from likha_realtime.graphql.schema import get_schema
+    from likha_realtime.sockets.graphql import GraphQLConsumer
+    from likha_realtime.sockets.logs import LogsConsumer
+    from likha_realtime.sockets.rest import RestConsumer
 
     apps = {"rest": RestConsumer.as_asgi(), "logs": LogsConsumer.as_asgi()}
     schema = get_schema()

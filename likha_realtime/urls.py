@@ -5,9 +5,8 @@ from typing import Any
 from django.urls import path
 
 from likha_realtime.conf import socket_enabled, socket_path
-from likha_realtime.graphql.views import graphql_view
-from likha_realtime.http_items import ItemsView
-from likha_realtime.views import server_info
+from likha_realtime.http.graphql import graphql_view
+from likha_realtime.http.views import ItemsView, server_info
 
 urlpatterns: list[Any] = [
     path("server/info", server_info, name="server-info"),

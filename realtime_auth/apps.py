@@ -14,10 +14,10 @@ class RealtimeAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from realtime_auth import revocation
+        from realtime_auth import signals
 
         checks.register(check_auth_settings, checks.Tags.security)
-        revocation.connect_signals()
+        signals.connect_signals()
 
 
 def check_auth_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

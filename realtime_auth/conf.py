@@ -10,7 +10,6 @@ from django.core.signals import setting_changed
 
 SETTING_NAME = "LIKHA_REALTIME"
 AUTH_MODES = ("public", "handshake", "strict")
-SOCKET_NAMES = ("rest", "graphql", "logs")
 
 Validator = Callable[[Any], bool]
 
@@ -62,18 +61,5 @@ AUTH_DEFAULTS: dict[str, Any] = {
     "PUBLIC_ROLE": "Public",
 }
 AUTH_VALIDATORS: dict[str, tuple[Validator, str]] = {}
-for _socket in SOCKET_NAMES:
-    _key = _socket.upper()
-    # public | handshake | strict (PROTOCOL §3); how long the first/renewed auth may take, in seconds.
-    AUTH_DEFAULTS[f"{_key}_AUTH"] = "handshake"
-    AUTH_DEFAULTS[f"{_key}_AUTH_TIMEOUT"] = 10
-    AUTH_VALIDATORS[f"{_key}_AUTH"] = (lambda v: v in AUTH_MODES, ", ".join(AUTH_MODES))
-    AUTH_VALIDATORS[f"{_key}_AUTH_TIMEOUT"] = (is_positive_number, "a number of seconds > 0")
 
 auth_settings = AppSettings(AUTH_DEFAULTS, AUTH_VALIDATORS)
-
-
-def socket_auth(socket: str) -> tuple[str, float]:
-    """The auth mode and timeout (seconds) configured for one socket."""
-    key = socket.upper()
-    return getattr(auth_settings, f"{key}_AUTH"), float(getattr(auth_settings, f"{key}_AUTH_TIMEOUT"))

@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from django.views.decorators.debug import sensitive_variables
 
 from realtime_auth import tokens
-from realtime_auth.protocol import AuthError
+from realtime_auth.errors import AuthError
 from realtime_auth.session import Identity
 
 

@@ -1,19 +1,21 @@
-"""``RealtimeAuthMixin``: the one implementation of PROTOCOL §3 auth, shared by every realtime consumer."""
+"""``RealtimeAuthMixin``: the one implementation of PROTOCOL §3 auth, shared by every realtime socket.
+
+It knows who is connecting and nothing about what a socket carries. The consumer that uses it provides
+``auth_policy()`` (its mode and timeout), ``send_frame()`` and ``close_with()`` (its codec and close), besides the
+channels consumer's ``accept()``, ``close()``, ``scope``, ``channel_layer`` and ``channel_name``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.serializers.json import DjangoJSONEncoder
 
-from realtime_auth.conf import socket_auth
 from realtime_auth.credentials import (
     AuthResult,
     authenticate,
@@ -21,24 +23,14 @@ from realtime_auth.credentials import (
     reload_identity,
     verify_url_token,
 )
-from realtime_auth.protocol import (
-    AuthError,
-    CloseCode,
-    RealtimeError,
-    TokenExpired,
-    error_frame,
-    valid_uid,
-    with_uid,
-)
+from realtime_auth.errors import AuthError, TokenExpired
 from realtime_auth.revocation import groups_for
 from realtime_auth.session import AuthSession, Identity, Verdict
+from realtime_auth.wire import CloseCode, RealtimeError, error_frame, valid_uid, with_uid
 
 logger = logging.getLogger(__name__)
 
-
-def encode(value: Any) -> str:
-    """Compact JSON as every socket sends it (Decimal and datetime as strings, never NaN)."""
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
+Attempt = Callable[[], Awaitable[AuthResult]]
 
 
 def query_param(scope: dict[str, Any], name: str) -> str | None:
@@ -48,11 +40,13 @@ def query_param(scope: dict[str, Any], name: str) -> str | None:
 
 
 class RealtimeAuthMixin:
-    """Mode-aware authentication for a channels ``AsyncWebsocketConsumer``.
+    """Mode-aware authentication for a channels consumer.
 
-    The consumer declares ``socket`` (``"rest"``, ``"graphql"``, ``"logs"``), calls ``auth_connect()`` from
-    ``connect()``, offers every decoded frame to ``authenticate_frame()`` first, and ``auth_disconnect()`` on
-    disconnect. It reads ``self.user`` (the public role is ``AnonymousUser``) and may override
+    The consumer declares ``socket`` (a name for logs), calls ``auth_url_token()`` before accepting,
+    ``auth_start()`` once accepted, offers every decoded frame to ``authenticate_frame()`` first (or, for GraphQL,
+    ``connection_init`` payloads to ``auth_credentials()``), and ``auth_disconnect()`` on disconnect. All three
+    ways in (URL token, ``auth`` frame, ``connection_init``) go through ``_login()``, which calls ``authorize()``
+    before the identity counts. It reads ``self.user`` (the public role is ``AnonymousUser``) and may override
     ``on_identity_changed()`` to re-check what it holds when the user or role changes.
     """
 
@@ -70,6 +64,18 @@ class RealtimeAuthMixin:
     _closing: bool = False
     _auth_groups: frozenset[str] = frozenset()
 
+    # -- what the consumer provides ------------------------------------------------------------------------
+
+    def auth_policy(self) -> tuple[str, float]:
+        """This socket's auth mode (public, handshake, strict) and auth timeout in seconds."""
+        raise NotImplementedError
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def close_with(self, code: CloseCode) -> None:
+        raise NotImplementedError
+
     # -- what consumers use --------------------------------------------------------------------------------
 
     @property
@@ -80,18 +86,9 @@ class RealtimeAuthMixin:
     def identity(self) -> Identity | None:
         return self.auth.identity if self.auth.user is not None else None
 
-    async def auth_connect(self, subprotocol: str | None = None) -> bool:
-        """Authenticate the URL token (strict: required), then accept; ``False`` when the socket was refused."""
-        accepted, identity = await self.auth_url_token()
-        if not accepted:
-            return False
-        await self.accept(subprotocol)  # type: ignore[attr-defined]
-        await self.auth_start(identity)
-        return True
-
     async def auth_url_token(self) -> tuple[bool, Identity | None]:
         """Before accept: the URL token's identity; ``(False, None)`` after refusing the socket (HTTP 403)."""
-        mode, timeout = socket_auth(self.socket)
+        mode, timeout = self.auth_policy()
         self.auth = AuthSession(mode, timeout, clock=self.timer)
         self._auth_lock = asyncio.Lock()
         token = query_param(self.scope, "access_token")  # type: ignore[attr-defined]
@@ -104,33 +101,16 @@ class RealtimeAuthMixin:
             await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
             return False, None
 
-    async def auth_start(self, identity: Identity | None) -> None:
-        """The socket is accepted: start the session (handshake deadline, or the identity's expiry)."""
-        self.auth.start(identity)
-        self._publish_user()
-        self._arm_auth_timer()
-        await self._join_auth_groups(groups_for(self.identity))
-        if identity is not None:
-            await self._confirm_identity()
-
-    async def auth_credentials(self, payload: dict[str, Any], apply_failure: bool = True) -> bool:
-        """Log in with a credentials payload (GraphQL's ``connection_init``); ``False`` when refused, after acting
-        on the verdict (close or public role) unless ``apply_failure`` is false (the caller rejects)."""
+    async def auth_start(self, identity: Identity | None) -> bool:
+        """The socket is accepted: log in with the URL token's identity, or start the session without one.
+        ``False`` when the identity was refused on this socket (the socket is then closing)."""
+        if identity is None:
+            self.auth.start(None)
+            self._publish_user()
+            self._arm_auth_timer()
+            return True
         async with self._auth_lock:
-            previous = self.user
-            try:
-                result = await authenticate(parse_credentials(payload))
-            except Exception as error:
-                if not isinstance(error, AuthError):
-                    logger.exception("%s socket: unexpected error while authenticating", self.socket)
-                    error = AuthError()
-                if apply_failure:
-                    await self._apply(self.auth.fail(error), None, previous)
-                return False
-            self.auth.succeed(result.identity)
-            await self._identity_changed(previous)
-            await self._confirm_identity()
-            return self.auth.user is not None
+            return await self._login(_verified(identity), None)
 
     async def authenticate_frame(self, frame: dict[str, Any] | None) -> bool:
         """Handle ``frame`` if it is auth business (an ``auth`` message, or anything during the handshake).
@@ -142,23 +122,17 @@ class RealtimeAuthMixin:
             return False
         uid = frame.get("uid") if isinstance(frame, dict) and valid_uid(frame.get("uid")) else None
         async with self._auth_lock:
-            previous = self.user
             if not is_auth:
-                await self._apply(self.auth.fail(AuthError()), uid, previous)
+                await self._apply(self.auth.fail(AuthError()), uid, self.user)
                 return True
-            try:
-                result = await authenticate(parse_credentials(frame))  # type: ignore[arg-type]
-            except AuthError as error:
-                logger.info("%s socket auth failed", self.socket)
-                await self._apply(self.auth.fail(error), uid, previous)
-                return True
-            except Exception:  # never a traceback to the client, never a crashed socket
-                logger.exception("%s socket: unexpected error while authenticating", self.socket)
-                await self._apply(self.auth.fail(AuthError()), uid, previous)
-                return True
-            await self._succeed(result, uid)
-            await self._confirm_identity()
+            await self._login(_with_credentials(frame), uid, reply=True)  # type: ignore[arg-type]
         return True
+
+    async def auth_credentials(self, payload: dict[str, Any]) -> bool:
+        """Log in with a credentials payload (GraphQL's ``connection_init``); ``False`` when refused, and then the
+        caller rejects the connection (nothing is sent or closed here)."""
+        async with self._auth_lock:
+            return await self._login(_with_credentials(payload), None, refusal_closes=False)
 
     async def auth_disconnect(self) -> None:
         self._closing = True
@@ -170,30 +144,11 @@ class RealtimeAuthMixin:
 
     async def authorize(self, identity: Identity) -> RealtimeError | None:
         """Hook: an error (with its close code) to refuse ``identity`` on this socket although its credentials
-        are valid (the logs socket refuses non-admins); ``None`` accepts it."""
+        are valid (the logs socket refuses non-admins); ``None`` accepts it. Runs on every way of logging in."""
         return None
 
     async def on_identity_changed(self, previous: Any) -> None:
         """Hook: the user or role changed (auth, failure, expiry, revocation). ``previous`` is the old user."""
-
-    async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send_text(encode(frame))
-
-    async def send_text(self, text: str) -> None:
-        """Send an already encoded frame (nothing once the socket is closing)."""
-        if not self._closing:
-            await self.send(text_data=text)  # type: ignore[attr-defined]
-
-    async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
-        await self.send_frame(error_frame(context, error, uid))
-        if error.close_code is not None:
-            await self.close_with(error.close_code)
-
-    async def close_with(self, code: CloseCode) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        await self.close(code=int(code), reason=code.reason or None)  # type: ignore[attr-defined]
 
     async def auth_revoke(self, message: dict[str, Any]) -> None:
         """Channel-layer ``auth.revoke``: this socket's session or user was revoked on some server process."""
@@ -217,6 +172,58 @@ class RealtimeAuthMixin:
             self.auth.succeed(fresh)
             await self._identity_changed(previous, force=True)
 
+    async def expire_identity(self) -> None:
+        """End the current authentication as if its token had expired (revocation uses this)."""
+        async with self._auth_lock:
+            previous = self.user
+            verdict = self.auth.expire()
+            await self._apply(verdict, None, previous)
+
+    # -- the one login path --------------------------------------------------------------------------------
+
+    async def _login(self, attempt: Attempt, uid: Any, *, reply: bool = False, refusal_closes: bool = True) -> bool:
+        """Check credentials, ``authorize()`` the identity for this socket, then switch to it (under the lock).
+
+        ``reply`` sends the PROTOCOL §3 ``auth`` ok frame. A failure or refusal is acted on here (error frame,
+        close or public role) unless ``refusal_closes`` is false: then the caller rejects. ``True`` when the
+        connection is now authenticated as that identity.
+        """
+        previous = self.user
+        try:
+            result = await attempt()
+        except Exception as error:  # never a traceback to the client, never a crashed socket
+            if not isinstance(error, AuthError):
+                logger.exception("%s socket: unexpected error while authenticating", self.socket)
+                error = AuthError()
+            logger.info("%s socket auth failed", self.socket)
+            if refusal_closes:
+                await self._apply(self.auth.fail(error), uid, previous)
+            return False
+        refusal = await self.authorize(result.identity)
+        if refusal is not None:  # valid credentials, but not for this socket: they never count
+            logger.info("%s socket refused user %s", self.socket, result.identity.user.pk)
+            if refusal_closes:
+                await self._refuse(refusal, uid)
+            return False
+        self.auth.succeed(result.identity)
+        if reply:
+            ok: dict[str, Any] = {"type": "auth", "status": "ok"}
+            if result.refresh_token:
+                ok["refresh_token"] = result.refresh_token
+            await self.send_frame(with_uid(ok, uid))
+        logger.info("%s socket authenticated user %s", self.socket, result.identity.user.pk)
+        await self._identity_changed(previous)
+        await self._confirm_identity()
+        return self.auth.user is not None
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    async def _refuse(self, error: RealtimeError, uid: Any) -> None:
+        if self.auth_error_frames:
+            await self.send_frame(error_frame(self.auth_context, error, uid))
+        if error.close_code is not None:
+            await self.close_with(error.close_code)
+
     async def _confirm_identity(self) -> None:
         """Re-check the identity once this socket hears revocations: one revoked in between is not missed."""
         identity = self.auth.identity
@@ -225,30 +232,6 @@ class RealtimeAuthMixin:
         if await reload_identity(identity) is None:
             logger.info("%s socket: session revoked while authenticating", self.socket)
             await self._apply(self.auth.expire(), None, self.user)
-
-    async def expire_identity(self) -> None:
-        """End the current authentication as if its token had expired (revocation uses this)."""
-        async with self._auth_lock:
-            previous = self.user
-            verdict = self.auth.expire()
-            await self._apply(verdict, None, previous)
-
-    # -- internals -----------------------------------------------------------------------------------------
-
-    async def _succeed(self, result: AuthResult, uid: Any) -> None:
-        refusal = await self.authorize(result.identity)
-        if refusal is not None:  # valid credentials, but not for this socket: they never count
-            logger.info("%s socket refused user %s", self.socket, result.identity.user.pk)
-            await self.send_error(self.auth_context, refusal, uid)
-            return
-        previous = self.user
-        self.auth.succeed(result.identity)
-        reply: dict[str, Any] = {"type": "auth", "status": "ok"}
-        if result.refresh_token:
-            reply["refresh_token"] = result.refresh_token
-        await self.send_frame(with_uid(reply, uid))
-        logger.info("%s socket authenticated user %s", self.socket, result.identity.user.pk)
-        await self._identity_changed(previous)
 
     async def _apply(self, verdict: Verdict, uid: Any, previous: Any) -> None:
         if self.expiry_closes and isinstance(verdict.error, TokenExpired):
@@ -300,3 +283,21 @@ class RealtimeAuthMixin:
             previous = self.user
             verdict = self.auth.tick()
             await self._apply(verdict, None, previous)
+
+
+def _with_credentials(payload: dict[str, Any]) -> Attempt:
+    """An attempt to log in with the credentials of an ``auth`` frame or ``connection_init`` payload."""
+
+    async def attempt() -> AuthResult:
+        return await authenticate(parse_credentials(payload))
+
+    return attempt
+
+
+def _verified(identity: Identity) -> Attempt:
+    """An attempt that presents an identity already verified (the URL token, checked before accept)."""
+
+    async def attempt() -> AuthResult:
+        return AuthResult(identity)
+
+    return attempt

@@ -18,24 +18,11 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from realtime_auth import revocation
+from realtime_auth.errors import InvalidCredentials, InvalidToken
 from realtime_auth.models import RevokedSession
-from realtime_auth.protocol import AuthError
 
 SESSION_CLAIM = "sid"
-
-
-class InvalidCredentials(AuthError):
-    """Email/password refused (unknown user, wrong password, inactive user)."""
-
-    http_code = "INVALID_CREDENTIALS"
-    http_message = "Invalid user credentials."
-
-
-class InvalidToken(AuthError):
-    """A token that is malformed, badly signed, expired, blacklisted, reused, or whose user is gone/inactive."""
-
-    http_code = "INVALID_TOKEN"
-    http_message = "Invalid token."
 
 
 class SessionRefreshToken(RefreshToken):
@@ -136,12 +123,10 @@ def revoke(raw_refresh: Any) -> tuple[Any, str | None]:
 
 
 def _end_session_of(refresh: RefreshToken) -> None:
-    from realtime_auth.revocation import end_session
-
     with transaction.atomic():
         session_id = refresh.get(SESSION_CLAIM)
         _record_revoked([session_id] if session_id else [])
-        end_session(refresh.get(api_settings.USER_ID_CLAIM), session_id)
+        revocation.end_session(refresh.get(api_settings.USER_ID_CLAIM), session_id)
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime_auth import revocation, tokens
+from realtime_auth.errors import InvalidCredentials, InvalidToken
 from realtime_auth.http import ApiError
 
 
@@ -41,7 +42,7 @@ def token_response(pair: tokens.TokenPair) -> Response:
     )
 
 
-def refused(error: tokens.InvalidCredentials | tokens.InvalidToken) -> ApiError:
+def refused(error: InvalidCredentials | InvalidToken) -> ApiError:
     return ApiError(status.HTTP_401_UNAUTHORIZED, error.http_code, error.http_message)
 
 
@@ -52,7 +53,7 @@ class LoginView(AuthView):
         data = self.validated(request)
         try:
             _, pair = tokens.login(data["email"], data["password"])
-        except tokens.InvalidCredentials as exc:
+        except InvalidCredentials as exc:
             raise refused(exc) from exc
         return token_response(pair)
 
@@ -64,7 +65,7 @@ class RefreshView(AuthView):
         data = self.validated(request)
         try:
             _, pair = tokens.rotate(data["refresh_token"])
-        except tokens.InvalidToken as exc:
+        except InvalidToken as exc:
             raise refused(exc) from exc
         return token_response(pair)
 
@@ -76,7 +77,7 @@ class LogoutView(AuthView):
         data = self.validated(request)
         try:
             user_id, session_id = tokens.revoke(data["refresh_token"])
-        except tokens.InvalidToken as exc:
+        except InvalidToken as exc:
             raise refused(exc) from exc
         revocation.end_session(user_id, session_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,5 @@
-"""Event capture: ORM saves and deletes of registered models become events, published only after commit.
+"""Event capture: ORM saves and deletes of registered models, and ``publish()`` calls, become events that are
+published only after commit.
 
 Each write registers its own ``transaction.on_commit`` hook, so writes inside a rolled-back transaction or
 savepoint publish nothing. The hooks of one commit are coalesced: consecutive writes of the same collection and
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_delete
 
-from likha_realtime.collections import registry
-from likha_realtime.events.model import Event
+from likha_realtime.access.collections import Collection, registry
+from likha_realtime.events.model import ACTIONS, Event
+from likha_realtime.events.transport import publish_events
+from likha_realtime.query import snapshot
 
 logger = logging.getLogger(__name__)
 _local = threading.local()
@@ -45,8 +49,6 @@ class _Flush:
     def __call__(self) -> None:
         batch, _local.events = coalesce(_pending()), []
         if batch:
-            from likha_realtime.events.broadcast import publish_events
-
             publish_events(batch)
 
 
@@ -93,8 +95,6 @@ def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     collection = registry.for_model(sender)
     if collection is None:
         return
-    from likha_realtime.query import snapshot
-
     instance._likha_snapshot = snapshot(instance)  # type: ignore[attr-defined]
 
 
@@ -110,3 +110,33 @@ def connect_signals() -> None:
     post_save.connect(_on_save, dispatch_uid="likha_realtime_save")
     pre_delete.connect(_on_pre_delete, dispatch_uid="likha_realtime_pre_delete")
     post_delete.connect(_on_delete, dispatch_uid="likha_realtime_delete")
+
+
+def publish(
+    target: str | type[Model] | Collection,
+    action: str,
+    keys: Iterable[Any],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> None:
+    """Announce ``action`` (create, update, delete) on the rows ``keys`` of a registered collection or model.
+
+    Sent after the current transaction commits, like ORM writes. ``QuerySet.delete()`` needs no call (it sends
+    model signals). A delete published here carries keys only, so it reaches only subscribers whose filter and
+    row rules need no row values (no filter, no row rule): a delete is never sent where it cannot be checked.
+    """
+    collection = _collection(target)
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
+    keys = tuple(keys)
+    if keys:
+        record(Event(collection.name, action, keys), using)
+
+
+def _collection(target: str | type[Model] | Collection) -> Collection:
+    if isinstance(target, Collection):
+        return target
+    found = registry.get(target) if isinstance(target, str) else registry.for_model(target)
+    if found is None:
+        raise LookupError(f"{target!r} is not a registered collection")
+    return found

@@ -8,11 +8,11 @@ from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 
-from likha_realtime.collections import Collection
+from likha_realtime.access.collections import Collection
+from likha_realtime.access.subscriptions import Subscription, event_payload
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
-from likha_realtime.subscriptions import Subscription, event_payload
-from realtime_auth.mixin import encode
+from likha_realtime.wire.codec import encode_json
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ async def deliver(event: Event, collection: Collection, subscribers: list[Any]) 
         payload = await _payload(members[0][1], event)
         if payload is None:
             continue
-        data_json = encode(payload)  # once per batch: subscribers in it differ only by uid
+        data_json = encode_json(payload)  # once per batch: subscribers in it differ only by uid
         for subscriber, subscription in members:
             try:
                 await subscriber.receive_event(subscription, event.action, payload, data_json)

@@ -1,4 +1,4 @@
-"""Per-process fan-out: one channel per server process in each collection's group, then in-process delivery.
+"""Per-process fan-out: the process channel in each collection's group, then in-process delivery.
 
 An event crosses the channel layer once per server process (not once per subscriber: see docs/FANOUT.md for the
 measurements), lands in a bounded in-process queue, and one worker delivers it to this process's subscribers.
@@ -12,20 +12,19 @@ import weakref
 from collections import defaultdict
 from typing import Any
 
-from channels.layers import get_channel_layer
-
-from likha_realtime.collections import registry
-from likha_realtime.events.broadcast import EVENT_MESSAGE, group_name
+from likha_realtime.access.collections import registry
+from likha_realtime.events.deliver import Subscriber, deliver
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
+from likha_realtime.events.transport import EVENT_MESSAGE, group_name
+from likha_realtime.node import ProcessChannel, process_channel
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
-GROUP_REFRESH_SECONDS = 3600  # channels-redis forgets group members after group_expiry (1 day by default)
 
 
-Listener = Any  # a Subscriber (likha_realtime.events.deliver)
+Listener = Subscriber
 
 
 class SequenceTracker:
@@ -44,60 +43,41 @@ class SequenceTracker:
 
 
 class Dispatcher:
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
-        self.channel: str | None = None
+    """This event loop's subscribers by collection, fed from the process channel through a bounded queue."""
+
+    def __init__(self, channel: ProcessChannel) -> None:
+        self.channel = channel
         self.listeners: dict[str, set[Listener]] = defaultdict(set)
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.sequences = SequenceTracker()
-        self._joined: set[str] = set()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._start_lock = asyncio.Lock()
+        self._worker: asyncio.Task[None] | None = None
+        channel.on(EVENT_MESSAGE, self._on_event)
 
     async def add(self, collection: str, listener: Listener) -> None:
-        await self._start()
-        if collection not in self._joined:
-            await self.layer.group_add(group_name(collection), self.channel)
-            self._joined.add(collection)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+        await self.channel.join(group_name(collection))
         self.listeners[collection].add(listener)
 
     def discard(self, collection: str, listener: Listener) -> None:
         self.listeners[collection].discard(listener)
 
-    async def _start(self) -> None:
-        async with self._start_lock:
-            if self.channel is not None:
-                return
-            # The default "specific" prefix matters: channels-redis reads all of a process's specific channels
-            # from one Redis list under one lock; a second prefix would make the two readers block each other.
-            self.channel = await self.layer.new_channel()
-            loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(self._receive()),
-                loop.create_task(self._work()),
-                loop.create_task(self._refresh()),
-            ]
-
-    async def _receive(self) -> None:
-        while True:
-            message = await self.layer.receive(self.channel)
-            if message.get("type") != EVENT_MESSAGE:
-                continue
-            stats.received += 1
-            lost = self.sequences.seen(message.get("publisher", ""), int(message.get("seq", 0)))
-            if lost:
-                stats.lost += lost
-                logger.warning("%d event(s) from publisher %s were lost in transit", lost, message.get("publisher"))
-            try:
-                self.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                stats.queue_dropped += 1
-                logger.error(
-                    "delivery queue full (%d): dropped a %s event on %s",
-                    QUEUE_SIZE,
-                    message.get("action"),
-                    message.get("collection"),
-                )
+    def _on_event(self, message: dict[str, Any]) -> None:
+        stats.received += 1
+        lost = self.sequences.seen(message.get("publisher", ""), int(message.get("seq", 0)))
+        if lost:
+            stats.lost += lost
+            logger.warning("%d event(s) from publisher %s were lost in transit", lost, message.get("publisher"))
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            stats.queue_dropped += 1
+            logger.error(
+                "delivery queue full (%d): dropped a %s event on %s",
+                QUEUE_SIZE,
+                message.get("action"),
+                message.get("collection"),
+            )
 
     async def _work(self) -> None:
         while True:
@@ -116,19 +96,11 @@ class Dispatcher:
         if collection is None or not listeners:
             return
         event = Event.from_message(message, collection.model)
-        from likha_realtime.events.deliver import deliver
-
         await deliver(event, collection, listeners)
 
-    async def _refresh(self) -> None:
-        while True:
-            await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            for collection in list(self._joined):
-                await self.layer.group_add(group_name(collection), self.channel)
-
     def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
 
 
 _dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher] = weakref.WeakKeyDictionary()
@@ -139,5 +111,5 @@ def get_dispatcher() -> Dispatcher:
     loop = asyncio.get_running_loop()
     dispatcher = _dispatchers.get(loop)
     if dispatcher is None:
-        dispatcher = _dispatchers[loop] = Dispatcher(get_channel_layer())
+        dispatcher = _dispatchers[loop] = Dispatcher(process_channel())
     return dispatcher

@@ -24,12 +24,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 from strawberry_django.fields.types import field_type_map
 
-from likha_realtime.collections import Collection, registry
+from likha_realtime.access.collections import Collection, registry
+from likha_realtime.access.items import Items
+from likha_realtime.access.principal import Principal
+from likha_realtime.access.subscriptions import Subscription, plan_for, with_plan
 from likha_realtime.events.fanout import get_dispatcher
-from likha_realtime.items import Items
-from likha_realtime.permissions import Principal
-from likha_realtime.subscriptions import Subscription, plan_for, with_plan
-from realtime_auth.protocol import RealtimeError
+from realtime_auth.wire import RealtimeError
 
 
 @strawberry.enum(name="EventEnum")

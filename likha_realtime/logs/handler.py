@@ -13,7 +13,6 @@ import logging
 import math
 import queue
 import threading
-import uuid
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -21,10 +20,10 @@ from channels.layers import get_channel_layer
 from likha_realtime.conf import realtime_settings
 from likha_realtime.logs.levels import level_number, wire_level
 from likha_realtime.logs.redact import redact
-from likha_realtime.logs.stream import GROUP, MESSAGE_TYPE, Line, crosses_processes, local_streams
-from realtime_auth.mixin import encode
+from likha_realtime.logs.stream import GROUP, MESSAGE_TYPE, Line, local_streams
+from likha_realtime.node import NODE_ID, crosses_processes
+from likha_realtime.wire.codec import encode_json
 
-NODE_ID = uuid.uuid4().hex  # this server process, as the "uid" of its lines
 QUEUE_SIZE = 10_000
 BATCH_SIZE = 200  # lines per group_send
 # Never re-published: our own modules, and whatever the publishing itself logs (channel layer, Redis, the loop).
@@ -93,7 +92,7 @@ class LogStreamHandler(logging.Handler):
                 return
             line = (
                 level,
-                encode(
+                encode_json(
                     {
                         "type": "logs",
                         "data": record_data(record, realtime_settings.LOGS_STYLE, self._formatter),

@@ -16,7 +16,7 @@ from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 
-from realtime_auth.protocol import InvalidQuery
+from likha_realtime.wire.errors import InvalidQuery
 
 TEXT_FIELDS = (models.CharField, models.TextField)
 # Portable column ranges (PostgreSQL's); a value outside them never reaches Django's overflow shortcuts, which

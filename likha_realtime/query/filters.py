@@ -22,7 +22,7 @@ from django.db.models import Field, Model, Q
 from likha_realtime.query.coerce import coerce, is_supported, is_text
 from likha_realtime.query.evaluate import Unevaluable, evaluate, fold
 from likha_realtime.query.snapshot import snapshot
-from realtime_auth.protocol import InvalidQuery
+from likha_realtime.wire.errors import InvalidQuery
 
 __all__ = ["OPERATORS", "Guard", "Unevaluable", "compile_filter", "evaluate", "fold", "snapshot"]
 

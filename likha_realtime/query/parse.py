@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from realtime_auth.protocol import InvalidQuery
+from likha_realtime.wire.errors import InvalidQuery
 
 QUERY_KEYS = ("fields", "filter", "sort", "limit", "offset", "page", "meta")
 META_KEYS = frozenset({"total_count", "filter_count"})

@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.test import override_settings
 
-from likha_realtime.consumers.rest import RestConsumer
+from likha_realtime.sockets.rest import RestConsumer
 
 ROLES = ("admin", "editor", "public")
 COLLECTIONS = ("products", "customers", "sales_orders")

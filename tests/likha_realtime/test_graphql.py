@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
-from likha_realtime.graphql.consumer import GraphQLConsumer
 from likha_realtime.graphql.schema import get_schema
+from likha_realtime.sockets.graphql import GraphQLConsumer
 from realtime_auth import tokens
 from realtime_auth.models import User
 
@@ -192,7 +192,7 @@ async def test_token_expiry_closes_4403(seeded: dict[str, int]) -> None:
 async def test_a_graphql_mutation_reaches_rest_subscribers(seeded: dict[str, int]) -> None:
     from channels.testing import WebsocketCommunicator
 
-    from likha_realtime.consumers.rest import RestConsumer
+    from likha_realtime.sockets.rest import RestConsumer
 
     pair = await pair_for("admin@example.com")
     with realtime(REST_AUTH="public", GRAPHQL_AUTH="handshake"):

@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from erp_demo.models import Customer, Product, SalesOrder
 from erp_demo.realtime import customer_fields
-from likha_realtime.collections import registry
+from likha_realtime.access.collections import registry
 from tests.likha_realtime.support import Roles, ask, error, no_access, no_field, open_socket, run_db
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]

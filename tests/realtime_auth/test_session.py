@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from realtime_auth.protocol import AuthError, CloseCode, ErrorCode
+from realtime_auth.errors import AuthError
 from realtime_auth.session import AuthSession, Identity, Phase, Verdict
+from realtime_auth.wire import CloseCode, ErrorCode
 
 
 class Clock:

@@ -238,9 +238,9 @@ def test_emails_are_unique_whatever_their_case(editor: User) -> None:
     ids=["nul-in-email", "lone-surrogate"],
 )
 def test_unusable_text_in_credentials_is_refused_cleanly(editor: User, body: dict[str, str]) -> None:
-    from realtime_auth import credentials, tokens
+    from realtime_auth import credentials, errors
 
-    with pytest.raises(tokens.AuthError):
+    with pytest.raises(errors.AuthError):
         credentials.parse_credentials(body)
 
 

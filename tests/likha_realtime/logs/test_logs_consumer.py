@@ -13,9 +13,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
 from django.test import override_settings
 
-from likha_realtime.consumers.logs import LogsConsumer
 from likha_realtime.logs import handler as handler_module
 from likha_realtime.logs.handler import LogStreamHandler
+from likha_realtime.sockets.logs import LogsConsumer
 from realtime_auth import tokens
 from realtime_auth.models import User
 from tests.likha_realtime.logs.support import handler_logger

@@ -13,7 +13,7 @@ from django.db.models import Model, Q
 from erp_demo.models import Customer, Product, SalesOrder
 from likha_realtime.query import compile_filter, evaluate, fold, snapshot
 from likha_realtime.query.filters import OPERATORS
-from realtime_auth.protocol import Forbidden, InvalidQuery
+from likha_realtime.wire.errors import Forbidden, InvalidQuery
 from tests.likha_realtime.query.nullable import Gadget
 
 UTC = dt.UTC

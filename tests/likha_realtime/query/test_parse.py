@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from likha_realtime.query import Query, parse_query
-from realtime_auth.protocol import ErrorCode, InvalidQuery
+from likha_realtime.wire.errors import InvalidQuery
+from realtime_auth.wire import ErrorCode
 
 
 def parse(raw: Any, limit_default: int = 100, limit_max: int = 1000) -> Query:

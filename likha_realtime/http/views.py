@@ -1,22 +1,28 @@
-"""HTTP ``/items/<collection>[/<id>]`` (PROTOCOL §9): the same rights, rules and events as the socket."""
+"""HTTP routes of likha_realtime (PROTOCOL §9): ``/items/<collection>[/<id>]`` under the sockets' rights, and
+``/server/info``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
 from rest_framework import status
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from likha_realtime.items import Items
-from likha_realtime.permissions import Principal
-from realtime_auth import tokens
+from likha_realtime.access.items import Items
+from likha_realtime.access.principal import Principal
+from likha_realtime.conf import SOCKET_NAMES, realtime_settings, socket_auth, socket_enabled, socket_path
+from likha_realtime.events.stats import stats
+from likha_realtime.node import NODE_ID
+from realtime_auth.authentication import BearerSession
 from realtime_auth.http import ApiError
-from realtime_auth.protocol import ErrorCode, RealtimeError
+from realtime_auth.wire import ErrorCode, RealtimeError
 
 QUERY_PARAMS = ("fields", "filter", "sort", "limit", "offset", "page", "meta")
 _STATUS = {ErrorCode.FORBIDDEN: status.HTTP_403_FORBIDDEN}
@@ -24,27 +30,6 @@ _STATUS = {ErrorCode.FORBIDDEN: status.HTTP_403_FORBIDDEN}
 
 def http_error(error: RealtimeError) -> ApiError:
     return ApiError(_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST), str(error.code), error.message)
-
-
-class BearerSession(BaseAuthentication):
-    """``Authorization: Bearer <access token>`` checked as the sockets check it: signature, expiry, an active user
-    and a session not ended by logout or revocation (simplejwt's own class accepts a logged-out session's tokens).
-    No Bearer header: the public role."""
-
-    def authenticate(self, request: Request) -> tuple[Any, None] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != b"bearer":
-            return None
-        invalid = ApiError(status.HTTP_401_UNAUTHORIZED, "INVALID_TOKEN", "Invalid token.")
-        if len(parts) != 2:
-            raise invalid
-        try:
-            return tokens.verify_access(parts[1].decode("ascii")).user, None
-        except (UnicodeDecodeError, tokens.InvalidToken) as exc:
-            raise invalid from exc
-
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
 
 
 class ItemsRenderer(JSONRenderer):
@@ -102,3 +87,33 @@ class ItemsView(APIView):
         else:
             raise ApiError(status.HTTP_400_BAD_REQUEST, "INVALID_PAYLOAD", "Send the keys to delete as a JSON array.")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def socket_info(socket: str) -> dict[str, Any] | bool:
+    if not socket_enabled(socket):
+        return False
+    mode, _ = socket_auth(socket)
+    return {"authentication": mode, "path": socket_path(socket)}
+
+
+def _is_admin(request: HttpRequest) -> bool:
+    """A valid ``Authorization: Bearer`` of an active superuser (anything else counts as the public role here)."""
+    try:
+        found = BearerSession().authenticate(request)  # type: ignore[arg-type]
+    except APIException:
+        return False
+    return found is not None and bool(found[0].is_superuser and found[0].is_active)
+
+
+@require_GET
+def server_info(request: HttpRequest) -> JsonResponse:
+    """Which sockets are where and how they authenticate; for admins also this process's event counters."""
+    if not realtime_settings.ENABLED:
+        websocket: dict[str, Any] | bool = False
+    else:
+        websocket = {name: socket_info(name) for name in SOCKET_NAMES}
+        websocket["heartbeat"] = realtime_settings.HEARTBEAT_PERIOD if realtime_settings.HEARTBEAT_ENABLED else False
+    data: dict[str, Any] = {"websocket": websocket}
+    if _is_admin(request):
+        data["events"] = {"node": NODE_ID, **stats.as_dict()}
+    return JsonResponse({"data": data})

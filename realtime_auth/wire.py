@@ -1,4 +1,7 @@
-"""Wire vocabulary shared by every socket: close codes, error codes, coded exceptions and the error envelope."""
+"""The wire kernel shared by every socket: close codes, error codes, the coded error base and the error envelope.
+
+It imports nothing of either app; ``realtime_auth`` and ``likha_realtime`` both build on it.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ _REASONS = {
 
 
 class ErrorCode(StrEnum):
+    """Every error code of PROTOCOL §4 (the wire's vocabulary; the errors themselves live with their layer)."""
+
     AUTH_FAILED = "AUTH_FAILED"
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
     AUTH_TIMEOUT = "AUTH_TIMEOUT"
@@ -61,64 +66,6 @@ class RealtimeError(Exception):
         if close_code is not None:
             self.close_code = close_code
         super().__init__(self.message)
-
-
-class InvalidPayload(RealtimeError):
-    code = ErrorCode.INVALID_PAYLOAD
-    default_message = "Invalid payload."
-
-
-class Forbidden(RealtimeError):
-    code = ErrorCode.FORBIDDEN
-    default_message = "You don't have permission to access this."
-
-
-class InvalidQuery(RealtimeError):
-    code = ErrorCode.INVALID_QUERY
-    default_message = "Invalid query."
-
-
-class InvalidCollection(RealtimeError):
-    code = ErrorCode.INVALID_COLLECTION
-    default_message = "Invalid collection."
-
-
-class RecordNotUnique(RealtimeError):
-    code = ErrorCode.RECORD_NOT_UNIQUE
-    default_message = "Value has to be unique."
-
-
-class MessageTooLarge(InvalidPayload):
-    default_message = "Message too large."
-    close_code = CloseCode.MESSAGE_TOO_LARGE
-
-
-class AuthError(RealtimeError):
-    """Credentials were missing, malformed or refused."""
-
-    code = ErrorCode.AUTH_FAILED
-    default_message = "Authentication failed."
-
-
-class HandshakeFailed(AuthError):
-    default_message = "Authentication handshake failed."
-    close_code = CloseCode.UNAUTHORIZED
-
-
-class TooManyAttempts(AuthError):
-    code = ErrorCode.REQUESTS_EXCEEDED
-    default_message = "Too many failed authentication attempts."
-    close_code = CloseCode.TOO_MANY_REQUESTS
-
-
-class TokenExpired(AuthError):
-    code = ErrorCode.TOKEN_EXPIRED
-    default_message = "Token expired."
-
-
-class AuthTimeout(AuthError):
-    code = ErrorCode.AUTH_TIMEOUT
-    default_message = "Authentication timed out."
 
 
 def error_frame(context: str, error: RealtimeError, uid: Uid = None) -> dict[str, Any]:

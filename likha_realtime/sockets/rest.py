@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
-from likha_realtime import subscriptions as subs
-from likha_realtime.consumers.base import JsonSocketConsumer
+from likha_realtime.access import subscriptions as subs
+from likha_realtime.access.items import items_reply
+from likha_realtime.access.principal import Principal
+from likha_realtime.access.subscriptions import Subscription
 from likha_realtime.events.fanout import get_dispatcher
-from likha_realtime.permissions import Principal
-from likha_realtime.protocol.items import items_reply
-from likha_realtime.subscriptions import Subscription
-from realtime_auth.protocol import Forbidden, with_uid
+from likha_realtime.sockets.base import JsonSocketConsumer
+from likha_realtime.wire.errors import Forbidden
+from realtime_auth.wire import with_uid
 
 logger = logging.getLogger(__name__)
 

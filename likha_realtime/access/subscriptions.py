@@ -6,12 +6,12 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from likha_realtime import reads
+from likha_realtime.access import reads
+from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
 from likha_realtime.events.model import ACTIONS
-from likha_realtime.permissions import Principal
 from likha_realtime.query import parse_query
-from realtime_auth.protocol import Forbidden, InvalidPayload, InvalidQuery, valid_uid
+from likha_realtime.wire.errors import Forbidden, InvalidPayload, InvalidQuery
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,3 @@ def event_payload(subscription: Subscription, action: str, keys: tuple[Any, ...]
     if not rows:
         return None
     return rows[0] if subscription.item is not None else rows
-
-
-def uid_of(message: dict[str, Any]) -> Any:
-    uid = message.get("uid")
-    return uid if valid_uid(uid) else None

@@ -1,4 +1,5 @@
-"""Turns a raw WebSocket frame into a validated message object, or an ``InvalidPayload`` with the uid to echo."""
+"""The JSON codec of the JSON sockets: ``encode_json`` for every frame sent, ``decode_frame`` for every frame received
+(a validated message object, or an ``InvalidPayload`` with the uid to echo)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import json
 import math
 from typing import Any
 
-from realtime_auth.protocol import InvalidPayload, MessageTooLarge, Uid, valid_uid
+from django.core.serializers.json import DjangoJSONEncoder
+
+from likha_realtime.wire.errors import InvalidPayload, MessageTooLarge
+from realtime_auth.wire import Uid, valid_uid
 
 UNPARSABLE = "Unable to parse the incoming message."
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON as every socket sends it (Decimal and datetime as strings, never NaN)."""
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
 
 
 class FrameError(InvalidPayload):

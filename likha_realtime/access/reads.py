@@ -12,10 +12,10 @@ from typing import Any
 from django.db import connection, models
 from django.db.models import Q, QuerySet
 
-from likha_realtime.collections import Collection, registry
-from likha_realtime.permissions import Principal
+from likha_realtime.access.collections import Collection, registry
+from likha_realtime.access.principal import Principal
 from likha_realtime.query import Query, Unevaluable, compile_filter, evaluate
-from realtime_auth.protocol import Forbidden, InvalidQuery
+from likha_realtime.wire.errors import Forbidden, InvalidQuery
 
 
 def no_access(collection_name: Any) -> Forbidden:

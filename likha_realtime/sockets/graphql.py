@@ -1,4 +1,4 @@
-"""The GraphQL socket (PROTOCOL §8): strawberry's graphql-ws consumer behind ``RealtimeAuthMixin``."""
+"""The GraphQL socket (PROTOCOL §8): strawberry's graphql-ws consumer with the shared socket lifecycle."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET
 
-from likha_realtime.permissions import Principal
-from realtime_auth.mixin import RealtimeAuthMixin
-from realtime_auth.protocol import CloseCode
+from likha_realtime.access.principal import Principal
+from likha_realtime.sockets.base import RealtimeSocket
+from realtime_auth.session import Identity
+from realtime_auth.wire import CloseCode
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,12 @@ CREDENTIAL_KEYS = ("access_token", "email", "password", "refresh_token")
 AUTH_MESSAGES = ("auth.revoke", "auth.reload")
 
 
-class GraphQLConsumer(RealtimeAuthMixin, GraphQLWSConsumer):
-    """graphql-transport-ws and legacy graphql-ws; auth failures and token expiry close 4403 "Forbidden"."""
+class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
+    """graphql-transport-ws and legacy graphql-ws; auth failures and token expiry close 4403 "Forbidden".
+
+    graphql-ws has its own keep-alive (``ping``/``pong`` messages, answered by strawberry), so the JSON sockets'
+    heartbeat does not apply here; the connection limit and auth do.
+    """
 
     socket = "graphql"
     auth_error_frames: ClassVar[bool] = False  # graphql-ws clients know only close codes
@@ -34,18 +39,22 @@ class GraphQLConsumer(RealtimeAuthMixin, GraphQLWSConsumer):
         kwargs.setdefault("connection_init_wait_timeout", dt.timedelta(minutes=5))
         super().__init__(schema, **kwargs)
         self.principal: Principal | None = None
+        self._url_identity: Identity | None = None
 
     async def connect(self) -> None:
-        accepted, identity = await self.auth_url_token()
-        if not accepted:
-            return
-        self.principal = await database_sync_to_async(Principal)(identity.user if identity else None)
-        await super().connect()  # strawberry accepts with the negotiated subprotocol
-        await self.auth_start(identity)
+        accepted, self._url_identity = await self.open_socket()
+        if accepted:
+            await super().connect()  # strawberry negotiates the subprotocol and accepts (create_websocket_response)
+
+    async def create_websocket_response(self, request: Any, subprotocol: str | None) -> Any:
+        """strawberry's hook that accepts the socket: the shared lifecycle continues right after."""
+        response = await super().create_websocket_response(request, subprotocol)
+        if await self.socket_accepted(self._url_identity) and self.principal is None:
+            self.principal = await database_sync_to_async(Principal)(self.user)
+        return response
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "auth"):
-            await self.auth_disconnect()
+        await self.close_socket()
         if self.run_task is not None:
             await super().disconnect(code)
 
@@ -62,7 +71,7 @@ class GraphQLConsumer(RealtimeAuthMixin, GraphQLWSConsumer):
         params = context.get("connection_params") if isinstance(context, dict) else None
         params = params if isinstance(params, dict) else {}
         if any(key in params for key in CREDENTIAL_KEYS):
-            if not await self.auth_credentials(params, apply_failure=False):
+            if not await self.auth_credentials(params):
                 raise ConnectionRejectionError()
         elif self.auth.awaiting_handshake:
             raise ConnectionRejectionError()

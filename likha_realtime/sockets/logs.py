@@ -7,11 +7,13 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
-from likha_realtime.consumers.base import JsonSocketConsumer
 from likha_realtime.logs.levels import WIRE_LEVELS
 from likha_realtime.logs.stream import LogTap, get_stream
-from realtime_auth.protocol import AuthError, CloseCode, Forbidden, InvalidPayload, RealtimeError, error_frame, with_uid
+from likha_realtime.sockets.base import JsonSocketConsumer
+from likha_realtime.wire.errors import Forbidden, InvalidPayload
+from realtime_auth.errors import AuthError
 from realtime_auth.session import Identity
+from realtime_auth.wire import CloseCode, RealtimeError, with_uid
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +52,6 @@ class LogsConsumer(JsonSocketConsumer):
     tap: LogTap | None = None
     admin: bool = False
 
-    async def on_open(self) -> None:
-        self.admin = await database_sync_to_async(is_admin)(self.user)
-        if self.identity is not None and not self.admin and self.auth.mode != "public":
-            await self._refuse(None)  # a URL token of a non-admin (handshake or strict mode)
-
     async def on_close(self) -> None:
         self._stop_streaming()
 
@@ -73,7 +70,7 @@ class LogsConsumer(JsonSocketConsumer):
         if self.tap is not None:
             self.tap.level = WIRE_LEVELS[level]
         else:
-            self.tap = LogTap(self.send_text, WIRE_LEVELS[level], self.tap_size)
+            self.tap = LogTap(self.send_line, WIRE_LEVELS[level], self.tap_size)
             await get_stream().add(self.tap)
         logger.info("logs socket subscribed at %s", level)
 
@@ -84,24 +81,24 @@ class LogsConsumer(JsonSocketConsumer):
     # -- rights ------------------------------------------------------------------------------------------------
 
     async def authorize(self, identity: Identity) -> RealtimeError | None:
-        """A non-admin's credentials are refused on this socket (handshake and strict mode) before they count."""
+        """The admin rule: a non-admin's credentials are refused on this socket in handshake and strict mode (on
+        every way of logging in); in public mode they log in but cannot watch."""
         if self.auth.mode != "public" and not await database_sync_to_async(is_admin)(identity.user):
-            self._stop_streaming()
             return Unauthorized()
         return None
 
     async def on_identity_changed(self, previous: Any) -> None:
+        """Expiry, failed re-auth, lost rights or another user: streaming stops unless the new one is an admin.
+        Lines wait for the auth lock (``send_line``), so none goes out between the switch and this check."""
         self.admin = await database_sync_to_async(is_admin)(self.user)
-        if self.admin:
-            return
-        self._stop_streaming()  # expiry, failed re-auth or lost rights: nothing more under the public role
-        if self.identity is not None and self.auth.mode != "public":
-            await self._refuse(None)
+        if not self.admin:
+            self._stop_streaming()
 
-    async def _refuse(self, uid: Any) -> None:
-        self._stop_streaming()
-        await self.send_frame(error_frame("auth", Unauthorized(), uid))
-        await self.close_with(CloseCode.FORBIDDEN)
+    async def send_line(self, text: str) -> None:
+        """A log line goes out only while no login or rights change is under way (they hold the auth lock)."""
+        async with self._auth_lock:
+            if self.admin:
+                await self.send_text(text)
 
     def _stop_streaming(self) -> None:
         if self.tap is not None:

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, Group
 from django.db.models import Q
 
-from likha_realtime.collections import Collection
+from likha_realtime.access.collections import Collection
 from realtime_auth.conf import auth_settings
 
 ACTIONS = ("view", "add", "change", "delete")

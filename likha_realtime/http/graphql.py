@@ -10,9 +10,9 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException
 from strawberry.django.views import AsyncGraphQLView
 
+from likha_realtime.access.principal import Principal
 from likha_realtime.graphql.schema import get_schema
-from likha_realtime.http_items import BearerSession
-from likha_realtime.permissions import Principal
+from realtime_auth.authentication import BearerSession
 
 
 class GraphQLView(AsyncGraphQLView):

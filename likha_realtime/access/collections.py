@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from realtime_auth.protocol import InvalidPayload
+from likha_realtime.wire.errors import InvalidPayload
 
 RowRule = Callable[[Any], Q | None]  # user (AnonymousUser for the public role) -> rows they may see; None: all
 FieldRule = Callable[[Any], Iterable[str] | None]  # user -> readable field names; None: all

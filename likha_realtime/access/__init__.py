@@ -1,0 +1,1 @@
+"""What a principal may reach: the collection registry, rights, reads, items and subscriptions."""

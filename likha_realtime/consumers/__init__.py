@@ -1,1 +1,0 @@
-"""Thin channels consumers: accept/deny, decode, dispatch."""

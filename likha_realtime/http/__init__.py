@@ -1,0 +1,1 @@
+"""HTTP routes of likha_realtime: /items, /server/info and POST /graphql."""

@@ -1,1 +1,0 @@
-"""Pure protocol pieces of the realtime sockets: decoding, message shapes, heartbeat state."""

@@ -1,0 +1,1 @@
+"""The three sockets: a shared lifecycle (sockets.base) and the REST, logs and GraphQL consumers."""

@@ -1,0 +1,185 @@
+"""The lifecycle all three sockets share: settings, connection limit, auth, frames out; and the JSON sockets' base.
+
+``RealtimeSocket`` is combined with a channels consumer: ``JsonSocketConsumer`` (REST and logs sockets, adding
+heartbeat, decoding and whitelist dispatch) and the GraphQL consumer (strawberry's graphql-ws consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limit
+from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
+from likha_realtime.wire.errors import TooManyConnections
+from likha_realtime.wire.heartbeat import Beat, Heartbeat
+from realtime_auth.mixin import RealtimeAuthMixin
+from realtime_auth.session import Identity
+from realtime_auth.wire import CloseCode, RealtimeError, error_frame, with_uid
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RealtimeSocket(RealtimeAuthMixin):
+    """One realtime socket's lifecycle, whatever its protocol.
+
+    ``open_socket()`` runs before the handshake is answered (connection limit, URL token), ``socket_accepted()``
+    right after ``accept()`` (a refused socket is told why and closed), ``close_socket()`` on disconnect. Frames
+    go out through ``encode_json`` (override it on a subclass to change the codec, as channels' ``encode_json``).
+    """
+
+    socket: ClassVar[str] = ""
+    open_connections: ClassVar[Counter[str]] = Counter()  # per server process, by socket
+
+    _counted = False
+    _over_limit = False
+
+    @classmethod
+    def encode_json(cls, content: Any) -> str:
+        return encode_json(content)
+
+    def auth_policy(self) -> tuple[str, float]:
+        return socket_auth(self.socket)
+
+    async def open_socket(self) -> tuple[bool, Identity | None]:
+        """Before accept: count the connection and check the URL token; ``(False, None)`` when refused (HTTP 403)."""
+        limit = socket_conn_limit(self.socket)
+        if limit is not None and self.open_connections[self.socket] >= limit:
+            self._over_limit = True  # accepted, so that the client learns why: 4429 after the error frame
+            return True, None
+        self.open_connections[self.socket] += 1
+        self._counted = True
+        return await self.auth_url_token()
+
+    async def socket_accepted(self, identity: Identity | None) -> bool:
+        """Right after accept: refuse an over-limit socket, else start auth; ``False`` when the socket is closing."""
+        if self._over_limit:
+            logger.info("%s socket refused: connection limit reached", self.socket)
+            await self.send_error("server", TooManyConnections())
+            return False
+        if not await self.auth_start(identity):
+            return False
+        state = "authenticated" if self.identity else "awaiting auth" if self.auth.awaiting_handshake else "public role"
+        logger.info("%s socket connected (%s)", self.socket, state)
+        return True
+
+    async def close_socket(self) -> None:
+        self._closing = True
+        if self._counted:
+            self.open_connections[self.socket] -= 1
+            self._counted = False
+        if hasattr(self, "auth"):
+            await self.auth_disconnect()
+
+    # -- frames out --------------------------------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send_text(self.encode_json(frame))
+
+    async def send_text(self, text: str) -> None:
+        """Send an already encoded frame (nothing once the socket is closing)."""
+        if not self._closing:
+            await self.send(text_data=text)  # type: ignore[attr-defined]
+
+    async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
+        """The error frame (on sockets whose protocol has one), then the error's close when it has one."""
+        if self.auth_error_frames:
+            await self.send_frame(error_frame(context, error, uid))
+        if error.close_code is not None:
+            await self.close_with(error.close_code)
+
+    async def close_with(self, code: CloseCode) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        await self.close(code=int(code), reason=code.reason or None)  # type: ignore[attr-defined]
+
+
+class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
+    """Subclasses set ``socket`` and ``handlers`` (message type -> method name) and implement the methods.
+
+    Dispatch is on that whitelist only; a client-supplied string is never used to look up an attribute.
+    """
+
+    # Every JSON socket answers pings; subclasses extend this whitelist with their own messages.
+    handlers: ClassVar[dict[str, str]] = {"ping": "handle_ping", "pong": "handle_pong"}
+
+    heartbeat: Heartbeat
+    _heartbeat_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        accepted, identity = await self.open_socket()
+        if not accepted:
+            return
+        await self.accept()
+        if not await self.socket_accepted(identity):
+            return
+        self.heartbeat = Heartbeat()
+        if realtime_settings.HEARTBEAT_ENABLED:
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self._beat())
+        await self.on_open()
+
+    async def disconnect(self, code: int) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+        await self.close_socket()
+        await self.on_close()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._closing:
+            return
+        self.heartbeat.heard()
+        try:
+            frame = decode_frame(
+                text_data, bytes_data, realtime_settings.MESSAGE_MAX_BYTES, frozenset(self.handlers) | {"auth"}
+            )
+        except FrameError as error:
+            if not await self.authenticate_frame(None if error.uid is None else {"uid": error.uid}):
+                await self.send_error("server", error, error.uid)
+            return
+        except RealtimeError as error:  # too large: answered and closed whatever the auth state
+            await self.send_error("server", error)
+            return
+        if await self.authenticate_frame(frame):
+            return
+        await self._dispatch(frame)
+
+    async def _dispatch(self, frame: dict[str, Any]) -> None:
+        handler: Handler = getattr(self, self.handlers[frame["type"]])
+        try:
+            async with self._auth_lock:  # a message is handled entirely under the rights it arrived with
+                await handler(frame)
+        except RealtimeError as error:
+            await self.send_error(frame["type"], error, frame.get("uid"))
+        except Exception:
+            logger.exception("%s socket: unhandled error in %s handler", self.socket, frame["type"])
+            await self.send_error(frame["type"], RealtimeError(), frame.get("uid"))
+
+    async def _beat(self) -> None:
+        period = float(realtime_settings.HEARTBEAT_PERIOD)
+        while not self._closing:
+            await asyncio.sleep(period)
+            if self.heartbeat.tick() is Beat.CLOSE:
+                logger.info("%s socket closed: no message for a heartbeat period", self.socket)
+                await self.close_with(CloseCode.HEARTBEAT_TIMEOUT)
+                return
+            await self.send_frame({"type": "ping"})
+
+    async def handle_ping(self, message: dict[str, Any]) -> None:
+        await self.send_frame(with_uid({"type": "pong"}, message.get("uid")))
+
+    async def handle_pong(self, message: dict[str, Any]) -> None:
+        """A client's answer to the heartbeat ping: receiving it was the point."""
+
+    async def on_open(self) -> None:
+        """Hook: the socket is accepted and its auth state is set."""
+
+    async def on_close(self) -> None:
+        """Hook: the socket is gone; release what it held."""

@@ -1,0 +1,1 @@
+"""The wire layer of the realtime sockets: their errors beyond auth, the JSON codec, heartbeat state."""

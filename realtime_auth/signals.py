@@ -1,0 +1,77 @@
+"""When credentials or rights change: user saves, deletes and group or permission changes end or reload sockets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+
+from realtime_auth import revocation
+from realtime_auth.tokens import revoke_user
+
+logger = logging.getLogger(__name__)
+
+
+def end_user(user_id: Any) -> None:
+    """Deactivation, deletion or password change: spend the user's tokens, end all its sockets after commit."""
+    revoke_user(user_id)
+    transaction.on_commit(lambda: revocation.broadcast(revocation.user_group(user_id)))
+
+
+_WATCHED = ("password", "is_active", "is_superuser", "is_staff")
+
+
+def _remember_credentials(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    update_fields = kwargs.get("update_fields")
+    instance._likha_change = None
+    if raw or instance.pk is None or (update_fields is not None and not set(_WATCHED) & set(update_fields)):
+        return
+    if update_fields is not None and set(update_fields) == {"password"} and getattr(instance, "_password", 1) is None:
+        return  # Django re-hashing the same password on login (a hasher upgrade) is not a password change
+    old = sender._default_manager.filter(pk=instance.pk).values(*_WATCHED).first()
+    if old is None:
+        return
+    if old["password"] != instance.password or (old["is_active"] and not instance.is_active):
+        instance._likha_change = "revoke"
+    elif old["is_superuser"] != instance.is_superuser or old["is_staff"] != instance.is_staff:
+        instance._likha_change = "reload"
+
+
+def _after_save(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    change, instance._likha_change = getattr(instance, "_likha_change", None), None
+    if raw or created or change is None:
+        return
+    if change == "revoke":
+        logger.info("credentials of user %s changed: ending its sessions", instance.pk)
+        end_user(instance.pk)
+    else:
+        revocation.reload_users([instance.pk])
+
+
+def _after_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
+    pk = instance.pk
+    transaction.on_commit(lambda: revocation.broadcast(revocation.user_group(pk)))
+
+
+def _membership_changed(sender: Any, instance: Any, action: str, pk_set: Any, reverse: bool, **kwargs: Any) -> None:
+    if not action.startswith("post_"):
+        return
+    user_model = get_user_model()
+    if isinstance(instance, user_model):  # user.groups / user.user_permissions changed
+        revocation.reload_users([instance.pk])
+    elif isinstance(instance, Group):  # group.permissions changed, or group.user_set changed
+        members = set(instance.user_set.values_list("pk", flat=True)) | (set(pk_set or ()) if reverse else set())
+        revocation.reload_users(members)
+
+
+def connect_signals() -> None:
+    user_model = get_user_model()
+    pre_save.connect(_remember_credentials, sender=user_model, dispatch_uid="likha_revoke_pre")
+    post_save.connect(_after_save, sender=user_model, dispatch_uid="likha_revoke_post")
+    post_delete.connect(_after_delete, sender=user_model, dispatch_uid="likha_revoke_delete")
+    for through in (user_model.groups.through, user_model.user_permissions.through, Group.permissions.through):
+        m2m_changed.connect(_membership_changed, sender=through, dispatch_uid=f"likha_reload_{through.__name__}")
