@@ -9,9 +9,9 @@ from typing import Any
 from likha_realtime.access import reads
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
-from likha_realtime.events.model import ACTIONS
 from likha_realtime.query import parse_query
 from likha_realtime.wire.errors import Forbidden, InvalidPayload, InvalidQuery
+from likha_realtime.wire.events import ACTIONS
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_delete
 
 from likha_realtime.access.collections import Collection, registry
-from likha_realtime.events.model import ACTIONS, Event
+from likha_realtime.events.model import Event
 from likha_realtime.events.transport import publish_events
 from likha_realtime.query import snapshot
+from likha_realtime.wire.events import ACTIONS
 
 logger = logging.getLogger(__name__)
 _local = threading.local()

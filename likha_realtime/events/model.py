@@ -12,8 +12,6 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-ACTIONS = ("create", "update", "delete")
-
 
 class ExactEncoder(json.JSONEncoder):
     """JSON for field values without loss (DjangoJSONEncoder truncates datetimes to milliseconds)."""
