@@ -1,0 +1,65 @@
+"""``GET /server/info``: the public shape for everyone, and this process's event counters for admins only."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from likha_realtime.events.stats import stats
+from likha_realtime.node import NODE_ID
+from realtime_auth import tokens
+from realtime_auth.models import User
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC_SHAPE = {
+    "websocket": {
+        "rest": {"authentication": "handshake", "path": "/websockets"},
+        "graphql": {"authentication": "handshake", "path": "/graphql"},
+        "logs": {"authentication": "handshake", "path": "/websockets/logs"},
+        "heartbeat": 30,
+    }
+}
+
+
+def info(token: str | None = None) -> dict[str, object]:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    response = Client().get("/server/info", **headers)
+    assert response.status_code == 200
+    return response.json()["data"]
+
+
+def test_admins_also_get_this_processes_event_counters() -> None:
+    admin = User.objects.create_superuser("root@example.com", "pw-123456789")
+    stats.reset()
+    stats.published, stats.lost = 3, 1
+    data = info(tokens.issue_pair(admin).access)
+    assert data == {
+        **PUBLIC_SHAPE,
+        "events": {
+            "node": NODE_ID,
+            "published": 3,
+            "publish_failures": 0,
+            "received": 0,
+            "lost": 1,
+            "queue_dropped": 0,
+            "frames_sent": 0,
+            "delivery_errors": 0,
+        },
+    }
+    stats.reset()
+
+
+@pytest.mark.parametrize("who", ["nobody", "user", "bad token", "inactive admin"])
+def test_everyone_else_gets_the_public_shape_only(who: str) -> None:
+    admin = User.objects.create_superuser("root@example.com", "pw-123456789")
+    token = {
+        "nobody": None,
+        "user": lambda: tokens.issue_pair(User.objects.create_user("u@example.com", "pw-123456789")).access,
+        "bad token": lambda: "not-a-jwt",
+        "inactive admin": lambda: tokens.issue_pair(admin).access,
+    }[who]
+    raw = token() if callable(token) else token
+    if who == "inactive admin":
+        User.objects.filter(pk=admin.pk).update(is_active=False)
+    assert info(raw) == PUBLIC_SHAPE
