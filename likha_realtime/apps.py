@@ -43,9 +43,21 @@ def install_log_handler() -> bool:
 
 
 def check_realtime_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from likha_realtime.conf import realtime_settings
+    """Every likha_realtime value its kind allows (E001); keys that neither app knows, likely typos (W001)."""
+    from likha_realtime.conf import realtime_settings, unknown_keys
+    from realtime_auth.conf import SETTING_NAME
 
-    return [
-        checks.Error(message, hint="Fix the value in settings.LIKHA_REALTIME.", id="likha_realtime.E001")
+    problems: list[checks.CheckMessage] = [
+        checks.Error(message, hint=f"Fix the value in settings.{SETTING_NAME}.", id="likha_realtime.E001")
         for message in realtime_settings.errors()
     ]
+    for key, close in unknown_keys():
+        fix = f"Did you mean {close!r}?" if close else "Remove it;"
+        problems.append(
+            checks.Warning(
+                f"{SETTING_NAME}[{key!r}] is not a setting of likha_realtime or realtime_auth.",
+                hint=f"{fix} docs/CONFIGURATION.md lists every key.",
+                id="likha_realtime.W001",
+            )
+        )
+    return problems

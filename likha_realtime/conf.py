@@ -1,83 +1,191 @@
-"""``realtime_settings``: the likha_realtime keys of the ``LIKHA_REALTIME`` Django setting, with defaults."""
+"""``realtime_settings``: the likha_realtime keys of the ``LIKHA_REALTIME`` setting, their kinds and env variables."""
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
-from realtime_auth.conf import AUTH_MODES, AppSettings, Validator, is_positive_number
-
-SOCKET_NAMES = ("rest", "graphql", "logs")
+from realtime_auth.conf import (
+    AUTH_MODES,
+    AppSettings,
+    Choice,
+    Count,
+    Dict,
+    Flag,
+    Kind,
+    Seconds,
+    UrlPath,
+    auth_settings,
+    user_settings,
+)
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
+LOG_STYLES = ("pretty", "raw")
 
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_limit(value: Any) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
-
-
-def _is_path(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("/")
-
-
-REALTIME_DEFAULTS: dict[str, Any] = {
-    "ENABLED": True,  # all sockets on/off
-    "HEARTBEAT_ENABLED": True,  # server {"type":"ping"} every period; silent clients closed 4408
-    "HEARTBEAT_PERIOD": 30,  # seconds
-    "LOGS_LEVEL": "info",  # lowest level the log handler publishes to the logs socket
-    "LOGS_STYLE": "pretty",  # pretty (level, time, msg) | raw (every JSON-safe record attribute)
-    "MESSAGE_MAX_BYTES": 1024 * 1024,  # larger client frames: INVALID_PAYLOAD then close 4413
+DEFAULTS: dict[str, Any] = {
+    # All three sockets on/off.
+    "ENABLED": True,
+    # The REST socket (PROTOCOL §3-§6) on/off; off: not routed, /server/info says false.
+    "REST_ENABLED": True,
+    # Its URL path.
+    "REST_PATH": "/websockets",
+    # Its auth mode: public, handshake or strict (PROTOCOL §3).
+    "REST_AUTH": "handshake",
+    # Seconds the handshake may take, and the re-auth window after a token expires.
+    "REST_AUTH_TIMEOUT": 10,
+    # Open REST sockets per server process (None: unlimited); extra ones get REQUESTS_EXCEEDED and close 4429.
+    "REST_CONN_LIMIT": None,
+    # The GraphQL socket (PROTOCOL §8) on/off.
+    "GRAPHQL_ENABLED": True,
+    # Its URL path.
+    "GRAPHQL_PATH": "/graphql",
+    # Its auth mode: public, handshake or strict.
+    "GRAPHQL_AUTH": "handshake",
+    # Seconds until connection_init must have authenticated, and the re-auth window after expiry.
+    "GRAPHQL_AUTH_TIMEOUT": 10,
+    # Open GraphQL sockets per server process (None: unlimited).
+    "GRAPHQL_CONN_LIMIT": None,
+    # The logs socket (PROTOCOL §7, admins only) on/off; off also leaves the log handler uninstalled.
+    "LOGS_ENABLED": True,
+    # Its URL path.
+    "LOGS_PATH": "/websockets/logs",
+    # Its auth mode: public, handshake or strict (non-admins are refused in every mode).
+    "LOGS_AUTH": "handshake",
+    # Seconds the handshake may take, and the re-auth window after expiry.
+    "LOGS_AUTH_TIMEOUT": 10,
+    # Open logs sockets per server process (None: unlimited).
+    "LOGS_CONN_LIMIT": None,
+    # Server {"type":"ping"} every period on the REST and logs sockets.
+    "HEARTBEAT_ENABLED": True,
+    # Seconds between pings; a client silent for a whole period after a ping is closed 4408.
+    "HEARTBEAT_PERIOD": 30,
+    # Larger client frames get INVALID_PAYLOAD, then close 4413.
+    "MESSAGE_MAX_BYTES": 1024 * 1024,
+    # Lowest level the log handler publishes to the logs socket.
+    "LOGS_LEVEL": "info",
+    # pretty (level, time, msg) or raw (every JSON-safe record attribute).
+    "LOGS_STYLE": "pretty",
+    # Rows when a query gives no limit.
     "QUERY_LIMIT_DEFAULT": 100,
+    # Largest limit a query may ask for.
     "QUERY_LIMIT_MAX": 1000,
     # Collections exposed from settings: name -> "app.Model" or {"model", "row_rule", "readable_fields", "fields"}
     # (dotted paths to callables). Code can also call likha_realtime.access.collections.register().
     "COLLECTIONS": {},
 }
-REALTIME_VALIDATORS: dict[str, tuple[Validator, str]] = {
-    "ENABLED": (_is_bool, "True, False"),
-    "HEARTBEAT_ENABLED": (_is_bool, "True, False"),
-    "HEARTBEAT_PERIOD": (is_positive_number, "a number of seconds > 0"),
-    "LOGS_LEVEL": (lambda v: v in LOG_LEVELS, ", ".join(LOG_LEVELS)),
-    "LOGS_STYLE": (lambda v: v in ("pretty", "raw"), "pretty, raw"),
-    "MESSAGE_MAX_BYTES": (_is_limit, "a whole number of bytes > 0"),
-    "QUERY_LIMIT_DEFAULT": (_is_limit, "a whole number > 0"),
-    "QUERY_LIMIT_MAX": (_is_limit, "a whole number > 0"),
-    "COLLECTIONS": (lambda v: isinstance(v, dict), "a dict of collection name -> model"),
-}
-_PATHS = {"rest": "/websockets", "graphql": "/graphql", "logs": "/websockets/logs"}
-for _socket in SOCKET_NAMES:
-    _key = _socket.upper()
-    REALTIME_DEFAULTS[f"{_key}_ENABLED"] = True
-    REALTIME_DEFAULTS[f"{_key}_PATH"] = _PATHS[_socket]
-    REALTIME_DEFAULTS[f"{_key}_CONN_LIMIT"] = None  # open connections per server process; None: unlimited
-    # public | handshake | strict (PROTOCOL §3); how long the first/renewed auth may take, in seconds.
-    REALTIME_DEFAULTS[f"{_key}_AUTH"] = "handshake"
-    REALTIME_DEFAULTS[f"{_key}_AUTH_TIMEOUT"] = 10
-    REALTIME_VALIDATORS[f"{_key}_AUTH"] = (lambda v: v in AUTH_MODES, ", ".join(AUTH_MODES))
-    REALTIME_VALIDATORS[f"{_key}_AUTH_TIMEOUT"] = (is_positive_number, "a number of seconds > 0")
-    REALTIME_VALIDATORS[f"{_key}_ENABLED"] = (_is_bool, "True, False")
-    REALTIME_VALIDATORS[f"{_key}_PATH"] = (_is_path, "a path starting with '/'")
-    REALTIME_VALIDATORS[f"{_key}_CONN_LIMIT"] = (_is_limit, "None (unlimited) or a whole number > 0")
 
-realtime_settings = AppSettings(REALTIME_DEFAULTS, REALTIME_VALIDATORS)
+AUTH_MODE = Choice(AUTH_MODES)
+AUTH_TIMEOUT = Seconds(minimum=0.1)  # below it a handshake cannot finish over a real network
+CONN_LIMIT = Count(minimum=1, unlimited=True)
+
+KINDS: dict[str, Kind] = {
+    "ENABLED": Flag(),
+    "REST_ENABLED": Flag(),
+    "REST_PATH": UrlPath(),
+    "REST_AUTH": AUTH_MODE,
+    "REST_AUTH_TIMEOUT": AUTH_TIMEOUT,
+    "REST_CONN_LIMIT": CONN_LIMIT,
+    "GRAPHQL_ENABLED": Flag(),
+    "GRAPHQL_PATH": UrlPath(),
+    "GRAPHQL_AUTH": AUTH_MODE,
+    "GRAPHQL_AUTH_TIMEOUT": AUTH_TIMEOUT,
+    "GRAPHQL_CONN_LIMIT": CONN_LIMIT,
+    "LOGS_ENABLED": Flag(),
+    "LOGS_PATH": UrlPath(),
+    "LOGS_AUTH": AUTH_MODE,
+    "LOGS_AUTH_TIMEOUT": AUTH_TIMEOUT,
+    "LOGS_CONN_LIMIT": CONN_LIMIT,
+    "HEARTBEAT_ENABLED": Flag(),
+    "HEARTBEAT_PERIOD": Seconds(minimum=1),
+    "MESSAGE_MAX_BYTES": Count(minimum=1024),
+    "LOGS_LEVEL": Choice(LOG_LEVELS),
+    "LOGS_STYLE": Choice(LOG_STYLES),
+    "QUERY_LIMIT_DEFAULT": Count(minimum=1),
+    "QUERY_LIMIT_MAX": Count(minimum=1),
+    "COLLECTIONS": Dict(of="collection name -> model"),
+}
+
+# Environment variable -> setting key (docs/CONFIGURATION.md, PROTOCOL §1); ``from_environ`` reads them.
+ENVIRONMENT: dict[str, str] = {
+    "WEBSOCKETS_ENABLED": "ENABLED",
+    "WEBSOCKETS_REST_ENABLED": "REST_ENABLED",
+    "WEBSOCKETS_REST_PATH": "REST_PATH",
+    "WEBSOCKETS_REST_AUTH": "REST_AUTH",
+    "WEBSOCKETS_REST_AUTH_TIMEOUT": "REST_AUTH_TIMEOUT",
+    "WEBSOCKETS_REST_CONN_LIMIT": "REST_CONN_LIMIT",
+    "WEBSOCKETS_GRAPHQL_ENABLED": "GRAPHQL_ENABLED",
+    "WEBSOCKETS_GRAPHQL_PATH": "GRAPHQL_PATH",
+    "WEBSOCKETS_GRAPHQL_AUTH": "GRAPHQL_AUTH",
+    "WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT": "GRAPHQL_AUTH_TIMEOUT",
+    "WEBSOCKETS_GRAPHQL_CONN_LIMIT": "GRAPHQL_CONN_LIMIT",
+    "WEBSOCKETS_LOGS_ENABLED": "LOGS_ENABLED",
+    "WEBSOCKETS_LOGS_PATH": "LOGS_PATH",
+    "WEBSOCKETS_LOGS_AUTH": "LOGS_AUTH",
+    "WEBSOCKETS_LOGS_AUTH_TIMEOUT": "LOGS_AUTH_TIMEOUT",
+    "WEBSOCKETS_LOGS_CONN_LIMIT": "LOGS_CONN_LIMIT",
+    "WEBSOCKETS_HEARTBEAT_ENABLED": "HEARTBEAT_ENABLED",
+    "WEBSOCKETS_HEARTBEAT_PERIOD": "HEARTBEAT_PERIOD",
+    "WEBSOCKETS_MESSAGE_MAX_BYTES": "MESSAGE_MAX_BYTES",
+    "WEBSOCKETS_LOGS_LEVEL": "LOGS_LEVEL",
+    "WEBSOCKETS_LOGS_STYLE": "LOGS_STYLE",
+    "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",
+    "QUERY_LIMIT_MAX": "QUERY_LIMIT_MAX",
+}
+
+realtime_settings = AppSettings(DEFAULTS, KINDS, ENVIRONMENT)
+
+
+class SocketKeys(NamedTuple):
+    """The setting keys of one socket."""
+
+    enabled: str
+    path: str
+    auth: str
+    auth_timeout: str
+    conn_limit: str
+
+
+SOCKET_KEYS: dict[str, SocketKeys] = {
+    "rest": SocketKeys("REST_ENABLED", "REST_PATH", "REST_AUTH", "REST_AUTH_TIMEOUT", "REST_CONN_LIMIT"),
+    "graphql": SocketKeys(
+        "GRAPHQL_ENABLED", "GRAPHQL_PATH", "GRAPHQL_AUTH", "GRAPHQL_AUTH_TIMEOUT", "GRAPHQL_CONN_LIMIT"
+    ),
+    "logs": SocketKeys("LOGS_ENABLED", "LOGS_PATH", "LOGS_AUTH", "LOGS_AUTH_TIMEOUT", "LOGS_CONN_LIMIT"),
+}
+SOCKET_NAMES = tuple(SOCKET_KEYS)
 
 
 def socket_enabled(socket: str) -> bool:
-    return bool(realtime_settings.ENABLED and getattr(realtime_settings, f"{socket.upper()}_ENABLED"))
+    return bool(realtime_settings.ENABLED and getattr(realtime_settings, SOCKET_KEYS[socket].enabled))
 
 
 def socket_path(socket: str) -> str:
-    return getattr(realtime_settings, f"{socket.upper()}_PATH")
+    return str(getattr(realtime_settings, SOCKET_KEYS[socket].path))
 
 
 def socket_conn_limit(socket: str) -> int | None:
-    return getattr(realtime_settings, f"{socket.upper()}_CONN_LIMIT")
+    limit: int | None = getattr(realtime_settings, SOCKET_KEYS[socket].conn_limit)
+    return limit
 
 
 def socket_auth(socket: str) -> tuple[str, float]:
     """The auth mode and timeout (seconds) configured for one socket."""
-    key = socket.upper()
-    return getattr(realtime_settings, f"{key}_AUTH"), float(getattr(realtime_settings, f"{key}_AUTH_TIMEOUT"))
+    keys = SOCKET_KEYS[socket]
+    return str(getattr(realtime_settings, keys.auth)), float(getattr(realtime_settings, keys.auth_timeout))
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A ``LIKHA_REALTIME`` value: the keys of both apps whose environment variables are set, parsed.
+
+    Unset variables leave their keys out, so ``DEFAULTS`` stay the one source of defaults. An invalid value raises
+    ``realtime_auth.conf.EnvError`` (``ImproperlyConfigured``) naming the variable and the allowed values.
+    """
+    return {**auth_settings.from_environ(environ), **realtime_settings.from_environ(environ)}
+
+
+def unknown_keys() -> list[tuple[str, str | None]]:
+    """Keys of ``LIKHA_REALTIME`` that neither app has, each with the closest known key (a likely typo) or None."""
+    known = [*auth_settings.defaults, *realtime_settings.defaults]
+    unknown = [key for key in user_settings() if key not in known]
+    return [(key, next(iter(difflib.get_close_matches(str(key), known, n=1)), None)) for key in unknown]

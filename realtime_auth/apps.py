@@ -23,11 +23,11 @@ class RealtimeAuthConfig(AppConfig):
 def check_auth_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from django.conf import settings
 
-    from realtime_auth.conf import auth_settings
+    from realtime_auth.conf import SETTING_NAME, auth_settings, shape_errors
 
     problems: list[checks.CheckMessage] = [
-        checks.Error(message, hint="Fix the value in settings.LIKHA_REALTIME.", id="realtime_auth.E001")
-        for message in auth_settings.errors()
+        checks.Error(message, hint=f"Fix the value in settings.{SETTING_NAME}.", id="realtime_auth.E001")
+        for message in [*shape_errors(), *auth_settings.errors()]
     ]
     if "rest_framework_simplejwt.token_blacklist" not in settings.INSTALLED_APPS:
         problems.append(

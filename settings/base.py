@@ -10,14 +10,11 @@ from pathlib import Path
 
 import dj_database_url
 
+from likha_realtime.conf import from_environ
 from settings.env import Env, EnvError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
-
-AUTH_MODES = ("public", "handshake", "strict")
-LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
-SOCKETS = {"REST": "/websockets", "GRAPHQL": "/graphql", "LOGS": "/websockets/logs"}
 
 
 def _local_secret_key(path: Path) -> str:
@@ -162,30 +159,9 @@ SIMPLE_JWT = {
 }
 
 
-def _socket_settings(name: str, path: str) -> dict[str, object]:
-    prefix = f"WEBSOCKETS_{name}"
-    return {
-        f"{name}_ENABLED": env.bool(f"{prefix}_ENABLED", True),
-        f"{name}_PATH": env.path(f"{prefix}_PATH", path),
-        f"{name}_AUTH": env.choice(f"{prefix}_AUTH", "handshake", AUTH_MODES),
-        f"{name}_AUTH_TIMEOUT": env.duration(f"{prefix}_AUTH_TIMEOUT", 10, minimum=0.1),
-        f"{name}_CONN_LIMIT": env.int(f"{prefix}_CONN_LIMIT", None, minimum=1),
-    }
-
-
-LIKHA_REALTIME: dict[str, object] = {
-    "ENABLED": env.bool("WEBSOCKETS_ENABLED", True),
-    "HEARTBEAT_ENABLED": env.bool("WEBSOCKETS_HEARTBEAT_ENABLED", True),
-    "HEARTBEAT_PERIOD": env.duration("WEBSOCKETS_HEARTBEAT_PERIOD", 30, minimum=1),
-    "LOGS_LEVEL": env.choice("WEBSOCKETS_LOGS_LEVEL", "info", LOG_LEVELS),
-    "LOGS_STYLE": env.choice("WEBSOCKETS_LOGS_STYLE", "pretty", ("pretty", "raw")),
-    "MESSAGE_MAX_BYTES": env.int("WEBSOCKETS_MESSAGE_MAX_BYTES", 1024 * 1024, minimum=1024),
-    "QUERY_LIMIT_DEFAULT": env.int("QUERY_LIMIT_DEFAULT", 100, minimum=1),
-    "QUERY_LIMIT_MAX": env.int("QUERY_LIMIT_MAX", 1000, minimum=1),
-    "PUBLIC_ROLE": env.str("PUBLIC_ROLE", "Public"),
-}
-for _name, _path in SOCKETS.items():
-    LIKHA_REALTIME.update(_socket_settings(_name, _path))
+# Only the keys whose environment variables are set (likha_realtime.conf.ENVIRONMENT, realtime_auth.conf.ENVIRONMENT);
+# every default lives in the apps' conf.DEFAULTS.
+LIKHA_REALTIME = from_environ()
 
 LOGGING = {
     "version": 1,

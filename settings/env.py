@@ -1,101 +1,63 @@
-"""Typed readers for environment variables, with errors that name the variable and the allowed values."""
+"""``Env``: the project's other environment variables, read with the setting kinds of ``realtime_auth.conf``."""
 
 from __future__ import annotations
 
+import builtins
 import os
-import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from realtime_auth.conf import Choice, Count, EnvError, Flag, Kind, Seconds, Text, UrlPath, env_text, parse_env
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-class EnvError(ImproperlyConfigured):
-    """An environment variable holds a value the project cannot use."""
-
-    def __init__(self, name: str, value: str, allowed: str) -> None:
-        self.name = name
-        super().__init__(f"{name}={value!r} is invalid; allowed: {allowed}.")
+__all__ = ["Env", "EnvError"]
 
 
 class Env:
-    """Reads variables from a mapping (``os.environ`` by default) so tests can pass their own."""
+    """Reads variables from a mapping (``os.environ`` by default) so tests can pass their own.
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    Empty means unset (the default); an invalid value raises ``EnvError`` naming the variable and the allowed values.
+    """
+
+    def __init__(self, environ: Mapping[builtins.str, builtins.str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def raw(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
+    def raw(self, name: builtins.str) -> builtins.str | None:
+        return env_text(self.environ, name)
 
-    def str(self, name: str, default: str) -> str:
-        value = self.raw(name)
-        return default if value is None else value
+    def read(self, name: builtins.str, kind: Kind, default: Any) -> Any:
+        text = self.raw(name)
+        return default if text is None else parse_env(name, text, kind)
 
-    def choice(self, name: str, default: str, choices: Iterable[str]) -> str:
-        allowed = tuple(choices)
-        value = self.raw(name)
-        if value is None:
-            return default
-        if value.lower() not in allowed:
-            raise EnvError(name, value, ", ".join(allowed))
-        return value.lower()
-
-    def bool(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise EnvError(name, value, "true, false, 1, 0, yes, no, on, off")
-
-    def int(self, name: str, default: int | None, minimum: int = 0) -> int | None:
-        """An integer >= ``minimum``; ``unlimited`` (or empty) gives ``None`` when the default is ``None``."""
-        value = self.raw(name)
-        if value is None or (default is None and value.lower() == "unlimited"):
-            return default
-        if not re.fullmatch(r"\d+", value) or int(value) < minimum:
-            extra = " or 'unlimited'" if default is None else ""
-            raise EnvError(name, value, f"a whole number >= {minimum}{extra}")
-        return int(value)
-
-    def duration(self, name: str, default: float, minimum: float = 0) -> float:
-        """Seconds, from ``30s``, ``15m``, ``2h``, ``7d``, ``500ms`` or plain seconds."""
-        value = self.raw(name)
-        if value is None:
-            return default
-        seconds = parse_duration(value)
-        if seconds is None or seconds < minimum:
-            raise EnvError(name, value, f"a duration such as 30s, 15m, 2h, 7d or plain seconds (>= {minimum:g}s)")
-        return seconds
-
-    def path(self, name: str, default: str) -> str:
-        """A URL path: starts with '/', no spaces, query or fragment."""
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", value):
-            raise EnvError(name, value, "a URL path such as /websockets (letters, digits, . _ ~ - /)")
+    def str(self, name: builtins.str, default: builtins.str) -> builtins.str:
+        value: builtins.str = self.read(name, Text(), default)
         return value
 
-    def list(self, name: str, default: list[str]) -> list[str]:
-        value = self.raw(name)
-        if value is None:
+    def choice(self, name: builtins.str, default: builtins.str, choices: Iterable[builtins.str]) -> builtins.str:
+        value: builtins.str = self.read(name, Choice(tuple(choices)), default)
+        return value
+
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
+        value: builtins.bool = self.read(name, Flag(), default)
+        return value
+
+    def int(self, name: builtins.str, default: builtins.int | None, minimum: builtins.int = 0) -> builtins.int | None:
+        """A whole number >= ``minimum``; ``unlimited`` gives ``None`` when the default is ``None``."""
+        value: builtins.int | None = self.read(name, Count(minimum, unlimited=default is None), default)
+        return value
+
+    def duration(self, name: builtins.str, default: float, minimum: float = 0) -> float:
+        """Seconds, from ``30s``, ``15m``, ``2h``, ``7d``, ``500ms`` or plain seconds."""
+        value: float = self.read(name, Seconds(minimum), default)
+        return value
+
+    def path(self, name: builtins.str, default: builtins.str) -> builtins.str:
+        """A URL path: starts with '/', no spaces, query or fragment."""
+        value: builtins.str = self.read(name, UrlPath(), default)
+        return value
+
+    def list(self, name: builtins.str, default: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
+        """Comma-separated items, blanks dropped."""
+        text = self.raw(name)
+        if text is None:
             return default
-        return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def parse_duration(value: str) -> float | None:
-    """Seconds for a duration string, or ``None`` when it is not one."""
-    match = _DURATION.match(value)
-    if not match:
-        return None
-    number, unit = match.groups()
-    seconds = float(number) * _UNITS[unit]
-    return int(seconds) if seconds == int(seconds) else seconds
+        return [item.strip() for item in text.split(",") if item.strip()]

@@ -1,4 +1,4 @@
-"""Environment variables -> settings: durations, modes, limits, and start-up errors that name the variable."""
+"""Environment variables -> settings: the ``Env`` reader, ``LIKHA_REALTIME`` from the environment, start-up errors."""
 
 from __future__ import annotations
 
@@ -8,21 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from settings.env import Env, EnvError, parse_duration
+from likha_realtime.conf import ENVIRONMENT
+from settings.env import Env, EnvError
 from tests.live.harness import ROOT, server_env
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 604800), ("45", 45), ("1.5", 1.5), ("500ms", 0.5), (" 2s ", 2)],
-)
-def test_durations_accept_units_and_plain_seconds(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "soon", "-5", "5 minutes", "1e3", "15x"])
-def test_bad_durations_are_not_durations(text: str) -> None:
-    assert parse_duration(text) is None
 
 
 def test_an_invalid_mode_names_the_variable_and_the_allowed_values() -> None:
@@ -55,11 +43,44 @@ def test_a_bad_boolean_names_the_variable() -> None:
         Env({"WEBSOCKETS_ENABLED": "maybe"}).bool("WEBSOCKETS_ENABLED", True)
 
 
+def test_durations_take_units_and_a_minimum() -> None:
+    assert Env({"D": "15m"}).duration("D", 60, minimum=1) == 900
+    assert Env({}).duration("D", 60, minimum=1) == 60
+    with pytest.raises(EnvError) as error:
+        Env({"D": "500ms"}).duration("D", 60, minimum=1)
+    assert (
+        str(error.value)
+        == "D='500ms' is invalid; allowed: a duration such as 30s, 15m, 2h, 7d or plain seconds (>= 1s)."
+    )
+
+
+def test_counts_without_an_unlimited_default_refuse_unlimited() -> None:
+    assert Env({"N": "2000"}).int("N", 1000, minimum=1) == 2000
+    with pytest.raises(EnvError) as error:
+        Env({"N": "unlimited"}).int("N", 1000, minimum=1)
+    assert str(error.value) == "N='unlimited' is invalid; allowed: a whole number >= 1."
+
+
+def test_texts_and_lists_are_stripped() -> None:
+    assert Env({"S": "  likha  "}).str("S", "x") == "likha"
+    assert Env({"L": " a, ,b "}).list("L", []) == ["a", "b"]
+    assert Env({"L": ""}).list("L", ["default"]) == ["default"]
+
+
+def without_realtime_variables(extra: dict[str, str]) -> dict[str, str]:
+    """The server environment with none of the apps' variables but ``extra`` (the developer's shell may set some)."""
+    env = server_env(extra)
+    for variable in [*ENVIRONMENT, "PUBLIC_ROLE"]:
+        if variable not in extra:
+            env.pop(variable, None)
+    return env
+
+
 def run_check(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
-        env=server_env(env),
+        env=without_realtime_variables(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -76,6 +97,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess[str]:
         ("ACCESS_TOKEN_TTL", "forever", "a duration such as 30s"),
         ("WEBSOCKETS_HEARTBEAT_ENABLED", "sometimes", "true, false"),
         ("WEBSOCKETS_REST_CONN_LIMIT", "-1", "a whole number >= 1 or 'unlimited'"),
+        ("WEBSOCKETS_LOGS_AUTH_TIMEOUT", "50ms", "a duration such as 30s, 15m, 2h, 7d or plain seconds (>= 0.1s)"),
     ],
 )
 def test_start_up_stops_with_one_line_naming_the_variable(name: str, value: str, allowed: str) -> None:
@@ -85,32 +107,47 @@ def test_start_up_stops_with_one_line_naming_the_variable(name: str, value: str,
     assert "Traceback" not in result.stderr
 
 
-def test_valid_env_vars_fill_the_likha_realtime_setting() -> None:
-    code = (
-        "from django.conf import settings as s; import json; r = s.LIKHA_REALTIME; "
-        "print(json.dumps([r['REST_AUTH'], r['REST_AUTH_TIMEOUT'], r['GRAPHQL_PATH'], r['LOGS_CONN_LIMIT'], "
-        "r['HEARTBEAT_PERIOD'], s.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds()]))"
-    )
+def run_shell(code: str, env: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
-        env=server_env(
-            {
-                "WEBSOCKETS_REST_AUTH": "strict",
-                "WEBSOCKETS_REST_AUTH_TIMEOUT": "3s",
-                "WEBSOCKETS_GRAPHQL_PATH": "/gql",
-                "WEBSOCKETS_LOGS_CONN_LIMIT": "5",
-                "WEBSOCKETS_HEARTBEAT_PERIOD": "1m",
-                "ACCESS_TOKEN_TTL": "2s",
-            }
-        ),
+        env=without_realtime_variables(env),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == '["strict", 3, "/gql", 5, 60, 2.0]'
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_valid_env_vars_fill_the_likha_realtime_setting_with_only_their_keys() -> None:
+    code = (
+        "from django.conf import settings as s; import json; from likha_realtime.conf import socket_auth; "
+        "ttl = s.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds(); "
+        "print(json.dumps([s.LIKHA_REALTIME, socket_auth('rest'), ttl], sort_keys=True))"
+    )
+    env = {
+        "WEBSOCKETS_REST_AUTH": "strict",
+        "WEBSOCKETS_REST_AUTH_TIMEOUT": "3s",
+        "WEBSOCKETS_GRAPHQL_PATH": "/gql",
+        "WEBSOCKETS_LOGS_CONN_LIMIT": "5",
+        "WEBSOCKETS_HEARTBEAT_PERIOD": "1m",
+        "WEBSOCKETS_LOGS_ENABLED": "",
+        "ACCESS_TOKEN_TTL": "2s",
+    }
+    assert run_shell(code, env) == (
+        '[{"GRAPHQL_PATH": "/gql", "HEARTBEAT_PERIOD": 60, "LOGS_CONN_LIMIT": 5, "REST_AUTH": "strict", '
+        '"REST_AUTH_TIMEOUT": 3}, ["strict", 3.0], 2.0]'
+    )
+
+
+def test_without_variables_the_setting_is_empty_and_the_apps_use_their_defaults() -> None:
+    code = (
+        "from django.conf import settings as s; import json; from likha_realtime.conf import socket_auth; "
+        "print(json.dumps([s.LIKHA_REALTIME, socket_auth('graphql')]))"
+    )
+    assert run_shell(code, {}) == '[{}, ["handshake", 10.0]]'
 
 
 def test_the_local_secret_key_is_random_per_checkout_and_stable(tmp_path: Path) -> None:
