@@ -13,7 +13,6 @@ import daphne.server
 import daphne.ws_protocol
 from django.core.exceptions import ImproperlyConfigured
 
-DEFAULT_APPLICATION = "settings.asgi:application"
 DEFAULT_SETTINGS_MODULE = "settings.base"
 # RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -97,13 +96,6 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
         self.parser.set_defaults(websocket_timeout=-1)
         # None: derived from the MESSAGE_MAX_BYTES setting once Django is configured (see Server).
         self.parser.set_defaults(websocket_max_message_size=None, websocket_max_frame_size=None)
-        # argparse has no public API to make an existing positional optional; adjust daphne's action.
-        for action in self.parser._actions:
-            if action.dest == "application":
-                action.nargs = "?"
-                action.required = False
-                action.default = DEFAULT_APPLICATION
-                action.help = f"{action.help} (default: {DEFAULT_APPLICATION})"
 
     def load_asgi_app(self, asgi_app_path: str) -> Any:
         try:

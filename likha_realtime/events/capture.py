@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_delete
 
@@ -31,7 +32,8 @@ _local = threading.local()
 def _pending() -> list[Event]:
     if not hasattr(_local, "events"):
         _local.events = []
-    return _local.events
+    events: list[Event] = _local.events
+    return events
 
 
 class _Hook:
@@ -68,19 +70,29 @@ def coalesce(events: list[Event]) -> list[Event]:
 
 def record(event: Event, using: str = DEFAULT_DB_ALIAS) -> None:
     """Publish ``event`` after the current transaction on ``using`` commits (at once outside a transaction)."""
-    connection = connections[using]
     transaction.on_commit(_Hook(event), using=using)
-    if not connection.in_atomic_block:  # the hook already ran
+    if transaction.get_autocommit(using):  # no transaction: on_commit ran the hook already
         _flush()
-        return
-    # Django runs a commit's hooks in order from a list it detaches first, so a hook cannot see which ones are
-    # left: a flush entry follows the hooks instead. It carries no savepoint ids, so a savepoint rollback (which
-    # drops that savepoint's hooks) never drops it; a full rollback clears the list, flush included.
+    else:
+        _keep_flush_last(connections[using])
+
+
+def _keep_flush_last(connection: BaseDatabaseWrapper) -> None:
+    """Moves the commit's ``_flush`` entry behind the hook just registered, or adds one there.
+
+    Django has no public way to run code after the last on_commit hook of a commit: ``on_commit`` only appends,
+    and Django runs the hooks in order from a list it detaches first, so no hook can tell whether it is the last.
+    So this one function edits Django's private ``run_on_commit`` list of ``(savepoint ids, callable, robust)``
+    entries, in O(1) per write. The flush entry holds no savepoint id, so no savepoint rollback drops it (Django
+    drops the entries holding the rolled-back id); a full rollback clears it with the rest.
+    tests/likha_realtime/events/test_capture_contract.py fails if Django changes any of this.
+    """
     hooks = connection.run_on_commit
     if len(hooks) >= 2 and hooks[-2][1] is _flush:
         hooks[-2], hooks[-1] = hooks[-1], hooks[-2]
     else:
-        hooks.append((set(), _flush, False))
+        # django-stubs still types these entries as Django < 4.2's (savepoint ids, callable) pairs.
+        hooks.append((set(), _flush, False))  # type: ignore[arg-type]
 
 
 def _on_save(

@@ -18,7 +18,8 @@ from typing import Annotated, Any
 import strawberry
 from asgiref.sync import sync_to_async
 from django.db import models
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLResolveInfo
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
@@ -205,6 +206,22 @@ class _Listener:
         self.queue.put_nowait((action, payload))
 
 
+class SubscriptionValues(SchemaExtension):
+    """Resolves a subscription's root field to the value its generator yielded.
+
+    strawberry 0.341.2 resolves that value with ``lambda event, *_, **__: event`` (``from_field`` in
+    ``strawberry/schema/schema_converter.py``), which raises "got multiple values for argument 'event'" when the
+    field has an argument named ``event``, as ours have (``<c>_mutated(event: ...)``, fixed by PROTOCOL §8). This
+    public resolve hook answers that field itself; tests/likha_realtime/graphql/test_schema_contract.py fails once
+    strawberry no longer needs it.
+    """
+
+    def resolve(self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo, *args: Any, **kwargs: Any) -> Any:
+        if info.parent_type is info.schema.subscription_type:
+            return root  # graphql-core executes each yielded value as the root of the subscription field
+        return _next(root, info, *args, **kwargs)
+
+
 def build_schema() -> strawberry.Schema | None:
     """A schema over every registered collection (``None`` when none is registered)."""
     resolvers = [_Resolvers(collection) for collection in registry]
@@ -217,21 +234,13 @@ def build_schema() -> strawberry.Schema | None:
         query.update(r.query_fields())
         mutation.update(r.mutation_fields())
         subscription.update(r.subscription_fields())
-    schema = strawberry.Schema(
+    return strawberry.Schema(
         query=strawberry.type(type("Query", (), query)),
         mutation=strawberry.type(type("Mutation", (), mutation)),
         subscription=strawberry.type(type("Subscription", (), subscription)),
+        extensions=[SubscriptionValues],
         config=StrawberryConfig(auto_camel_case=False),  # field names as in the REST socket: snake_case
     )
-    # strawberry resolves each subscription value with ``lambda event, *_, **__: event``, which breaks on a
-    # field argument named ``event`` (ours: ``<c>_mutated(event: ...)``): resolve the value positionally.
-    for field in schema._schema.subscription_type.fields.values():  # type: ignore[union-attr]
-        field.resolve = _subscription_value
-    return schema
-
-
-def _subscription_value(value: Any, *_: Any, **__: Any) -> Any:
-    return value
 
 
 _schema: dict[str, Any] = {}

@@ -17,7 +17,6 @@ from websockets.frames import Close
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 START_DEADLINE = 30.0
 CLIENT_TIMEOUT = 10.0
@@ -41,9 +40,10 @@ def free_port() -> int:
 
 
 def server_env(**overrides: str | None) -> dict[str, str]:
-    """This environment, with ``tests/likha_realtime`` importable (for close_app) and ``overrides`` applied."""
+    """This environment, with the project importable and ``overrides`` applied."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(ROOT), env.get("PYTHONPATH")]))
+    # The project root only: tests/likha_realtime on the path would shadow libraries (http, graphql) with test packages.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)
@@ -81,7 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*SERVER, "-b", HOST, "-p", str(port), "close_app:application"],
+            [*SERVER, "-b", HOST, "-p", str(port), "tests.likha_realtime.close_app:application"],
             cwd=ROOT,
             env=server_env(),
             stdout=out,
@@ -183,20 +183,31 @@ def test_a_configuration_error_prints_one_line_and_exits_with_status_2() -> None
     assert "WEBSOCKETS_REST_AUTH" in errors[0]
 
 
-def test_the_application_and_settings_default_to_the_projects_own() -> None:
-    # No application argument and no DJANGO_SETTINGS_MODULE: settings.asgi with settings.base is loaded,
-    # which the bogus variable proves by failing in settings.base.
-    result = run_server_expecting_exit(DJANGO_SETTINGS_MODULE=None, WEBSOCKETS_REST_AUTH="bogus")
+def test_the_settings_default_to_the_projects_own() -> None:
+    # No DJANGO_SETTINGS_MODULE: settings.base is loaded, which the bogus variable proves by failing in it.
+    result = run_server_expecting_exit(
+        "settings.asgi:application", DJANGO_SETTINGS_MODULE=None, WEBSOCKETS_REST_AUTH="bogus"
+    )
 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "configuration error: WEBSOCKETS_REST_AUTH=" in result.stderr
 
 
+def test_the_application_argument_is_required_as_in_daphne(capsys: pytest.CaptureFixture[str]) -> None:
+    from likha_realtime.server import CommandLineInterface
+
+    with pytest.raises(SystemExit) as exited:
+        CommandLineInterface().parser.parse_args(["-b", HOST, "-p", "8000"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: the following arguments are required: application")
+
+
 def test_sockets_are_never_timed_out_by_default() -> None:
     from likha_realtime.server import CommandLineInterface
 
-    args = CommandLineInterface().parser.parse_args(["-b", HOST, "-p", "8000"])
+    args = CommandLineInterface().parser.parse_args(["-b", HOST, "-p", "8000", "settings.asgi:application"])
 
     assert args.websocket_timeout == -1
     assert args.application == "settings.asgi:application"
