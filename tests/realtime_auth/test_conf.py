@@ -138,7 +138,7 @@ def test_public_role_is_read_from_its_variable_only_when_set() -> None:
 
 
 def test_settings_need_a_default_and_a_kind_for_every_key() -> None:
-    message = "Every setting needs a default and a kind; every environment variable a setting."
+    message = r"^Every setting needs a default and a kind; every environment variable a setting\.$"
     with pytest.raises(ValueError, match=message):
         AppSettings({"A": 1}, {}, {})
     with pytest.raises(ValueError, match=message):
@@ -181,5 +181,5 @@ def test_override_settings_reloads_the_cached_values() -> None:
 
 
 def test_unknown_names_are_attribute_errors() -> None:
-    with pytest.raises(AttributeError, match="Invalid LIKHA_REALTIME setting: 'REST_AUTH'"):
+    with pytest.raises(AttributeError, match=r"^Invalid LIKHA_REALTIME setting: 'REST_AUTH'$"):
         auth_settings.REST_AUTH  # noqa: B018

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from likha_realtime.conf import ENVIRONMENT
+from realtime_auth.conf import ENVIRONMENT as AUTH_ENVIRONMENT
 from settings.env import Env, EnvError
 from tests.live.harness import ROOT, server_env
 
@@ -29,8 +30,9 @@ def test_conn_limits_are_unlimited_by_default_and_positive_otherwise() -> None:
     assert Env({}).int("L", None, minimum=1) is None
     assert Env({"L": "unlimited"}).int("L", None, minimum=1) is None
     assert Env({"L": "25"}).int("L", None, minimum=1) == 25
-    with pytest.raises(EnvError, match="L='0' is invalid; allowed: a whole number >= 1 or 'unlimited'"):
+    with pytest.raises(EnvError) as error:
         Env({"L": "0"}).int("L", None, minimum=1)
+    assert str(error.value) == "L='0' is invalid; allowed: a whole number >= 1 or 'unlimited'."
 
 
 @pytest.mark.parametrize(("text", "value"), [("true", True), ("0", False), ("Off", False), ("yes", True)])
@@ -39,8 +41,9 @@ def test_booleans(text: str, value: bool) -> None:
 
 
 def test_a_bad_boolean_names_the_variable() -> None:
-    with pytest.raises(EnvError, match="WEBSOCKETS_ENABLED='maybe' is invalid"):
+    with pytest.raises(EnvError) as error:
         Env({"WEBSOCKETS_ENABLED": "maybe"}).bool("WEBSOCKETS_ENABLED", True)
+    assert str(error.value) == "WEBSOCKETS_ENABLED='maybe' is invalid; allowed: true, false, 1, 0, yes, no, on, off."
 
 
 def test_durations_take_units_and_a_minimum() -> None:
@@ -70,7 +73,7 @@ def test_texts_and_lists_are_stripped() -> None:
 def without_realtime_variables(extra: dict[str, str]) -> dict[str, str]:
     """The server environment with none of the apps' variables but ``extra`` (the developer's shell may set some)."""
     env = server_env(extra)
-    for variable in [*ENVIRONMENT, "PUBLIC_ROLE"]:
+    for variable in [*ENVIRONMENT, *AUTH_ENVIRONMENT]:
         if variable not in extra:
             env.pop(variable, None)
     return env
@@ -94,8 +97,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess[str]:
         ("WEBSOCKETS_REST_AUTH", "bogus", "public, handshake, strict"),
         ("WEBSOCKETS_GRAPHQL_AUTH", "open", "public, handshake, strict"),
         ("WEBSOCKETS_LOGS_STYLE", "fancy", "pretty, raw"),
-        ("ACCESS_TOKEN_TTL", "forever", "a duration such as 30s"),
-        ("WEBSOCKETS_HEARTBEAT_ENABLED", "sometimes", "true, false"),
+        ("ACCESS_TOKEN_TTL", "forever", "a duration such as 30s, 15m, 2h, 7d or plain seconds (>= 1s)"),
+        ("WEBSOCKETS_HEARTBEAT_ENABLED", "sometimes", "true, false, 1, 0, yes, no, on, off"),
         ("WEBSOCKETS_REST_CONN_LIMIT", "-1", "a whole number >= 1 or 'unlimited'"),
         ("WEBSOCKETS_LOGS_AUTH_TIMEOUT", "50ms", "a duration such as 30s, 15m, 2h, 7d or plain seconds (>= 0.1s)"),
     ],
@@ -103,8 +106,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess[str]:
 def test_start_up_stops_with_one_line_naming_the_variable(name: str, value: str, allowed: str) -> None:
     result = run_check(**{name: value})
     assert result.returncode == 2
-    assert result.stderr.startswith(f"configuration error: {name}={value!r} is invalid; allowed: {allowed}")
-    assert "Traceback" not in result.stderr
+    assert result.stderr == f"configuration error: {name}={value!r} is invalid; allowed: {allowed}.\n"
 
 
 def run_shell(code: str, env: dict[str, str]) -> str:
@@ -163,5 +165,8 @@ def test_the_local_secret_key_is_random_per_checkout_and_stable(tmp_path: Path) 
 
 def test_socket_paths_must_be_url_paths() -> None:
     assert Env({"P": "/ws/live"}).path("P", "/websockets") == "/ws/live"
-    with pytest.raises(EnvError, match="P='ws' is invalid; allowed: a URL path such as /websockets"):
+    with pytest.raises(EnvError) as error:
         Env({"P": "ws"}).path("P", "/websockets")
+    assert (
+        str(error.value) == "P='ws' is invalid; allowed: a URL path such as /websockets (letters, digits, . _ ~ - /)."
+    )
