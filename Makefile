@@ -56,6 +56,7 @@ test-postgres: install-dev node_modules/.stamp
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy realtime_auth likha_realtime
 
 ## make bench: fan-out benchmark (1,000 subscribers over 2 daphne processes on Redis); see docs/BENCHMARKS.md
 bench: install-dev
