@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -87,6 +87,7 @@ def reload_identity_sync(identity: Identity) -> Identity | None:
     return Identity(user, identity.expires_at, identity.session_id)
 
 
-authenticate = database_sync_to_async(authenticate_sync)
-reload_identity = database_sync_to_async(reload_identity_sync)
-verify_url_token = database_sync_to_async(verify_access_token)
+# channels ships no types: these state what database_sync_to_async makes of each function.
+authenticate: Callable[[Credentials], Awaitable[AuthResult]] = database_sync_to_async(authenticate_sync)
+reload_identity: Callable[[Identity], Awaitable[Identity | None]] = database_sync_to_async(reload_identity_sync)
+verify_url_token: Callable[[str], Awaitable[Identity]] = database_sync_to_async(verify_access_token)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -51,7 +51,8 @@ class RealtimeAuthMixin:
     """
 
     socket: ClassVar[str] = ""
-    timer: ClassVar[Callable[[], float]] = time.time  # wall clock, because token ``exp`` is epoch seconds
+    # Wall clock, because token ``exp`` is epoch seconds. Not a ClassVar: mypy would bind it as a method.
+    timer: Callable[[], float] = time.time
     auth_context: ClassVar[str] = "auth"
     auth_error_frames: ClassVar[bool] = True  # send PROTOCOL §3 error frames (not on GraphQL's socket)
     auth_close_code: ClassVar[CloseCode] = CloseCode.UNAUTHORIZED  # the close for failed or timed-out auth
@@ -91,14 +92,14 @@ class RealtimeAuthMixin:
         mode, timeout = self.auth_policy()
         self.auth = AuthSession(mode, timeout, clock=self.timer)
         self._auth_lock = asyncio.Lock()
-        token = query_param(self.scope, "access_token")  # type: ignore[attr-defined]
+        token = query_param(self.scope, "access_token")  # type: ignore[attr-defined]  # scope: from the consumer
         if token is None and mode != "strict":
             return True, None
         try:
             return True, await verify_url_token(token or "")
         except AuthError:
             logger.info("%s socket refused: missing or invalid URL token", self.socket)
-            await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
+            await self.close()  # type: ignore[attr-defined]  # the consumer's close(); before accept(): HTTP 403
             return False, None
 
     async def auth_start(self, identity: Identity | None) -> bool:
@@ -125,7 +126,7 @@ class RealtimeAuthMixin:
             if not is_auth:
                 await self._apply(self.auth.fail(AuthError()), uid, self.user)
                 return True
-            await self._login(_with_credentials(frame), uid, reply=True)  # type: ignore[arg-type]
+            await self._login(_with_credentials(frame), uid, reply=True)  # type: ignore[arg-type]  # is_auth: dict
         return True
 
     async def auth_credentials(self, payload: dict[str, Any]) -> bool:
@@ -150,13 +151,13 @@ class RealtimeAuthMixin:
     async def on_identity_changed(self, previous: Any) -> None:
         """Hook: the user or role changed (auth, failure, expiry, revocation). ``previous`` is the old user."""
 
-    async def auth_revoke(self, message: dict[str, Any]) -> None:
+    async def auth_revoke(self, message: Mapping[str, Any]) -> None:
         """Channel-layer ``auth.revoke``: this socket's session or user was revoked on some server process."""
         if message.get("group") in self._auth_groups:
             logger.info("%s socket: session revoked", self.socket)
             await self.expire_identity()
 
-    async def auth_reload(self, message: dict[str, Any]) -> None:
+    async def auth_reload(self, message: Mapping[str, Any]) -> None:
         """Channel-layer ``auth.reload``: the user's rights changed (groups, permissions, superuser)."""
         if message.get("group") not in self._auth_groups:
             return
@@ -252,7 +253,7 @@ class RealtimeAuthMixin:
             await self.on_identity_changed(previous)
 
     async def _join_auth_groups(self, wanted: set[str]) -> None:
-        layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]
+        layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]  # from the consumer
         if layer is None:
             return
         for group in self._auth_groups - wanted:
@@ -262,7 +263,7 @@ class RealtimeAuthMixin:
         self._auth_groups = frozenset(wanted)
 
     def _publish_user(self) -> None:
-        self.scope["user"] = self.user  # type: ignore[attr-defined]
+        self.scope["user"] = self.user  # type: ignore[attr-defined]  # scope: from the channels consumer
 
     def _arm_auth_timer(self) -> None:
         if self._auth_timer is not None:

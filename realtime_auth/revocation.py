@@ -58,4 +58,9 @@ def end_session(user_id: Any, session_id: str | None) -> None:
 def reload_users(user_ids: Any) -> None:
     """Rights changed (superuser flag, groups, permissions): sockets of these users re-read them after commit."""
     groups = [user_group(pk) for pk in set(user_ids)]
-    transaction.on_commit(lambda: [broadcast(group, RELOAD_MESSAGE) for group in groups])
+
+    def send() -> None:
+        for group in groups:
+            broadcast(group, RELOAD_MESSAGE)
+
+    transaction.on_commit(send)

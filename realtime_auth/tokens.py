@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -96,7 +96,8 @@ def rotate(raw_refresh: Any) -> tuple[AbstractBaseUser, TokenPair]:
         refresh, spent = _refresh_token(raw_refresh, lock=True)
         if not spent:
             user = _user_for(refresh)
-            _, created = refresh.blacklist()  # simplejwt returns get_or_create's (object, created)
+            # simplejwt annotates blacklist() as returning the row but returns get_or_create's (object, created)
+            _, created = cast("tuple[BlacklistedToken, bool]", refresh.blacklist())
             if created:
                 refresh.set_jti()
                 refresh.set_exp()
@@ -165,7 +166,7 @@ def verify_access(raw_access: Any) -> VerifiedAccess:
     return VerifiedAccess(_user_for(access), int(access["exp"]), session_id)
 
 
-def usable_text(value: Any) -> bool:
+def usable_text(value: Any) -> TypeGuard[str]:
     """A non-empty string that the database and UTF-8 can carry (no NUL, no lone surrogate), at most 4 KiB."""
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:
         return False

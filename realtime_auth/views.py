@@ -33,7 +33,8 @@ class AuthView(APIView):
             raise serializers.ValidationError("Expected a JSON object.")
         body = self.body(data=request.data)
         body.is_valid(raise_exception=True)
-        return body.validated_data
+        data: dict[str, Any] = body.validated_data  # a plain Serializer validates to a dict
+        return data
 
 
 def token_response(pair: tokens.TokenPair) -> Response:
