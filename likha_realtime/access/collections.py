@@ -65,7 +65,7 @@ class Collection:
             name = self.pk_name
         if name not in self.fields:
             return None
-        return self.model._meta.get_field(name)  # type: ignore[return-value]
+        return self.model._meta.get_field(name)  # type: ignore[return-value]  # self.fields: concrete fields only
 
 
 class Registry:

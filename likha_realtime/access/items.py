@@ -142,7 +142,7 @@ class Items:
     def _related_key(self, field: models.Field[Any, Any], value: Any) -> Any:
         if value is None:
             return None
-        target = registry.for_model(field.related_model)  # type: ignore[arg-type]
+        target = registry.for_model(field.related_model)  # type: ignore[arg-type]  # resolved: a model class
         invalid = InvalidPayload(f'Invalid value for field "{field.name}": no such item.')
         if target is None or not self.principal.has_perm(target, "view") or isinstance(value, bool):
             raise invalid

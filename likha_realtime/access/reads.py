@@ -89,7 +89,7 @@ def _plan_field(plan: ReadPlan, collection: Collection, principal: Principal, na
         return
     if not (model_field.is_relation and model_field.many_to_one):
         raise InvalidQuery(f'Field "{head}" of collection "{collection.name}" is not a relation.')
-    target = registry.for_model(model_field.related_model)  # type: ignore[arg-type]
+    target = registry.for_model(model_field.related_model)  # type: ignore[arg-type]  # resolved: a model class
     if target is None or not principal.has_perm(target, "view"):
         raise field_forbidden(collection, name)
     rule = principal.row_q(target)
@@ -111,7 +111,7 @@ def _add(plan: ReadPlan, output: tuple[str, ...] | None, path: str) -> None:
         plan.output.append(output)
 
 
-def _readable_field(collection: Collection, principal: Principal, name: str) -> Any:
+def _readable_field(collection: Collection, principal: Principal, name: str) -> models.Field[Any, Any]:
     model_field = collection.model_field(name)
     if model_field is None:
         raise InvalidQuery(f'Unknown field "{name}" in collection "{collection.name}".')
@@ -127,7 +127,11 @@ def _order_path(collection: Collection, principal: Principal, key: str) -> str:
     model_field = _readable_field(collection, principal, head)
     path = head
     if rest:
-        target = registry.for_model(model_field.related_model) if model_field.is_relation else None
+        target = (
+            registry.for_model(model_field.related_model)  # type: ignore[arg-type]  # resolved: a model class
+            if model_field.is_relation
+            else None
+        )
         if target is None or not principal.has_perm(target, "view"):
             raise field_forbidden(collection, name)
         _readable_field(target, principal, rest)

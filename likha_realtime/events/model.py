@@ -7,7 +7,7 @@ import decimal
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast, overload
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
@@ -51,6 +51,12 @@ class Event:
         return cls(message["collection"], message["action"], keys, snapshots)
 
 
+@overload
+def retype(model: type[models.Model], row: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def retype(model: type[models.Model], row: None) -> None: ...
+
+
 def retype(model: type[models.Model], row: dict[str, Any] | None) -> dict[str, Any] | None:
     """A snapshot decoded from JSON with each value back in its field's Python type."""
     if row is None:
@@ -61,11 +67,12 @@ def retype(model: type[models.Model], row: dict[str, Any] | None) -> dict[str, A
             typed[name] = model._meta.pk.to_python(value)
             continue
         try:
-            field = model._meta.get_field(name)
+            # Snapshots hold concrete fields only (no reverse relation, no generic foreign key).
+            field = cast(models.Field, model._meta.get_field(name))
         except FieldDoesNotExist:
             continue  # a field the model no longer has (publisher on an older schema)
         if field.is_relation and field.many_to_one:
-            typed[name] = retype(field.related_model, value)  # type: ignore[arg-type]
+            typed[name] = retype(field.related_model, value)  # type: ignore[arg-type]  # resolved: a model class
         elif value is None:
             typed[name] = None
         else:

@@ -99,7 +99,7 @@ def socket_info(socket: str) -> dict[str, Any] | bool:
 def _is_admin(request: HttpRequest) -> bool:
     """A valid ``Authorization: Bearer`` of an active superuser (anything else counts as the public role here)."""
     try:
-        found = BearerSession().authenticate(request)  # type: ignore[arg-type]
+        found = BearerSession().authenticate(request)  # type: ignore[arg-type]  # reads only HttpRequest.META
     except APIException:
         return False
     return found is not None and bool(found[0].is_superuser and found[0].is_active)

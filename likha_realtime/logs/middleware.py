@@ -32,7 +32,7 @@ class RequestLogMiddleware:
 
     async def _acall(self, request: Any) -> Any:
         started = self.timer()
-        response = await self.get_response(request)  # type: ignore[misc]
+        response = await self.get_response(request)
         self._log(request, response, started)
         return response
 

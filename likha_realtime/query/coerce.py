@@ -74,7 +74,7 @@ def _integer_range(field: models.Field) -> tuple[int, int]:
 def _decimal(field: models.DecimalField, value: Any) -> Decimal:
     if not isinstance(value, int | float | str | Decimal):
         raise TypeError("not a number")
-    number = field.to_python(value.strip() if isinstance(value, str) else value)
+    number: Decimal = field.to_python(value.strip() if isinstance(value, str) else value)
     if not number.is_finite():
         raise ValueError("not finite")
     places = Decimal(1).scaleb(-field.decimal_places)
@@ -99,13 +99,14 @@ def _datetime(field: models.Field, value: Any) -> dt.datetime:
         value = parsed if day is None else dt.datetime.combine(day, dt.time())
     if not isinstance(value, dt.datetime):
         raise TypeError("not a date-time")
+    moment: dt.datetime = value
     if settings.USE_TZ:
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, timezone.get_default_timezone())
-        return value.astimezone(dt.UTC)
-    if timezone.is_aware(value):
-        value = timezone.make_naive(value, timezone.get_default_timezone())
-    return value
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        return moment.astimezone(dt.UTC)
+    if timezone.is_aware(moment):
+        moment = timezone.make_naive(moment, timezone.get_default_timezone())
+    return moment
 
 
 def _date(field: models.Field, value: Any) -> dt.date:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import operator as op
 from collections.abc import Callable
 from functools import reduce
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Field, Model, Q
+from django.db.models import Field, ForeignKey, Model, Q
 
 from likha_realtime.query.coerce import coerce, is_supported, is_text
 from likha_realtime.query.evaluate import Unevaluable, evaluate, fold
@@ -108,25 +108,26 @@ class _Compiler:
             raise InvalidQuery(f'Unknown field "{name}" on model "{model._meta.model_name}".') from None
         if field.is_relation and not (field.concrete and (field.many_to_one or field.one_to_one)):
             raise InvalidQuery(f'Filtering on "{label}" is not supported: only fields and forward relations are.')
-        if not is_supported(field.target_field if field.is_relation else field):
+        checked = cast(Field, field)  # past that check: a concrete field or forward relation, both a Field
+        if not is_supported(_target(checked) if checked.is_relation else checked):
             raise InvalidQuery(f'Filtering on "{label}" is not supported.')
-        return field
+        return checked
 
     def related(self, field: Field, label: str) -> type[Model]:
         if not field.is_relation:
             raise InvalidQuery(f'"{label}" is not a relation, so "{label}.…" cannot be filtered.')
-        return field.related_model
+        return _related_model(field)
 
     def relation(self, field: Field, raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
         """Operators on the relation's key, and conditions on the related model's fields."""
         operators = {key: value for key, value in raw.items() if _is_operator(key)}
         conditions = []
         if operators:
-            target = field.target_field
+            target = _target(field)
             conditions.append(self.operators(target, operators, f"{path}__{target.name}", label))
         nested = {key: value for key, value in raw.items() if not _is_operator(key)}
         if nested:
-            conditions.append(self.scope(field.related_model, nested, f"{path}__", f"{label}.", depth + 1))
+            conditions.append(self.scope(_related_model(field), nested, f"{path}__", f"{label}.", depth + 1))
         return _all(conditions)
 
     def operators(self, field: Field, raw: dict[str, Any], path: str, label: str) -> Q:
@@ -191,6 +192,16 @@ def _between(field: Field, value: Any, path: str, label: str) -> Q:
     if is_text(field):
         return _leaf(path, "lk_gte", low) & _leaf(path, "lk_lte", high)
     return _leaf(path, "range", (low, high))
+
+
+def _target(relation: Field) -> Field:
+    """The key field a forward relation points at (``field()`` lets only forward relations through)."""
+    return cast("ForeignKey[Any, Any]", relation).target_field
+
+
+def _related_model(relation: Field) -> type[Model]:
+    """The model a forward relation points at (resolved to a class once the app registry is ready)."""
+    return cast("type[Model]", relation.related_model)
 
 
 def _text(field: Field, name: str, value: Any, path: str, label: str) -> Q:

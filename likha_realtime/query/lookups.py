@@ -96,7 +96,7 @@ LOOKUP_NAMES = frozenset(lookup.lookup_name for lookup in TEXT_LOOKUPS)
 def register_lookups() -> None:
     """Registers every ``lk_*`` lookup on CharField and TextField (and so their subclasses); safe to call again."""
     for field_class in (models.CharField, models.TextField):
-        registered = field_class.get_class_lookups()
+        registered = field_class.get_lookups()  # on a class: get_class_lookups() (which the stubs lack)
         for lookup in TEXT_LOOKUPS:
             if registered.get(lookup.lookup_name) is not lookup:
                 field_class.register_lookup(lookup)

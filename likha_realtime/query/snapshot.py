@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
@@ -19,14 +19,14 @@ def snapshot(instance: models.Model, depth: int = 1) -> dict[str, Any]:
     for field in instance._meta.concrete_fields:
         if isinstance(field, models.JSONField):
             continue
-        if field.is_relation:
-            record[field.name] = _related(instance, field, depth)
+        if field.is_relation:  # a concrete relation is a ForeignKey (or OneToOneField)
+            record[field.name] = _related(instance, cast("models.ForeignKey[Any, Any]", field), depth)
         else:
             record[field.name] = _typed(field, getattr(instance, field.attname))
     return record
 
 
-def _related(instance: models.Model, field: models.Field, depth: int) -> dict[str, Any] | None:
+def _related(instance: models.Model, field: models.ForeignKey[Any, Any], depth: int) -> dict[str, Any] | None:
     key = getattr(instance, field.attname)
     if key is None:
         return None

@@ -86,7 +86,7 @@ class RealtimeSocket(RealtimeAuthMixin):
     async def send_text(self, text: str) -> None:
         """Send an already encoded frame (nothing once the socket is closing)."""
         if not self._closing:
-            await self.send(text_data=text)  # type: ignore[attr-defined]
+            await self.send(text_data=text)  # type: ignore[attr-defined]  # the channels consumer's send()
 
     async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
         """The error frame (on sockets whose protocol has one), then the error's close when it has one."""
@@ -99,7 +99,7 @@ class RealtimeSocket(RealtimeAuthMixin):
         if self._closing:
             return
         self._closing = True
-        await self.close(code=int(code), reason=code.reason or None)  # type: ignore[attr-defined]
+        await self.close(code=int(code), reason=code.reason or None)  # type: ignore[attr-defined]  # consumer's close()
 
 
 class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):

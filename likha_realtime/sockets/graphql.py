@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from strawberry.channels import GraphQLWSConsumer
+from strawberry.channels.handlers.base import ChannelsMessage
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET
 
@@ -58,7 +59,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if self.run_task is not None:
             await super().disconnect(code)
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
+    async def dispatch(self, message: ChannelsMessage) -> None:
         # strawberry queues channel-layer messages for its own listeners; revocations are ours.
         if message.get("type") in AUTH_MESSAGES:
             handler = self.auth_revoke if message["type"] == "auth.revoke" else self.auth_reload
