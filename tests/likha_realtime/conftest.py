@@ -1,19 +1,22 @@
-"""Fixtures of the realtime tests: the seeded demo (users, groups, rows) and a clean in-memory channel layer."""
+"""Fixtures of the realtime tests: the seeded demo (users, groups, rows), a clean in-memory channel layer, an editor's
+socket."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from io import StringIO
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
 from erp_demo.management.commands import seed_demo
 from realtime_auth import tokens
 from realtime_auth.models import User
-from tests.likha_realtime.support import Roles
+from tests.likha_realtime.support import Roles, open_socket
 
 
 def _tokens() -> Roles:
@@ -50,3 +53,25 @@ def roles() -> Roles:
 def clean_layer() -> None:
     """Events of earlier tests (other event loops) must not linger in the process-wide in-memory layer."""
     async_to_sync(get_channel_layer().flush)()
+
+
+@pytest.fixture
+def seeded() -> dict[str, int]:
+    """``seed_demo``'s rows, by the keys of a few of them (ids differ between runs of transactional tests)."""
+    from erp_demo.models import Customer, Product
+
+    call_command("seed_demo", verbosity=0)
+    return {
+        "bolt": Product.objects.get(sku="SKU-0001").pk,
+        "shelf": Product.objects.get(sku="SKU-0002").pk,
+        "third": Product.objects.get(sku="SKU-0003").pk,
+        "customer": Customer.objects.order_by("pk").first().pk,
+    }
+
+
+@pytest.fixture
+async def comm(roles: Roles) -> AsyncIterator[WebsocketCommunicator]:
+    """The editor's REST socket (public mode, no heartbeat), closed after the test."""
+    socket = await open_socket(roles.path("editor"))
+    yield socket
+    await socket.disconnect()

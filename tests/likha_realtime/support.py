@@ -1,9 +1,10 @@
-"""Helpers of the subscription, items and permission tests: sockets per role, frames, and the demo's rows."""
+"""Helpers of the subscription, items, events and permission tests: sockets per role, frames, products to watch."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -11,10 +12,12 @@ from channels.testing import WebsocketCommunicator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.test import override_settings
 
+from erp_demo.models import Product
 from likha_realtime.sockets.rest import RestConsumer
 
 ROLES = ("admin", "editor", "public")
 COLLECTIONS = ("products", "customers", "sales_orders")
+ID_SKU_PRICE = {"fields": ["id", "sku", "price"]}
 
 
 def realtime(**values: Any) -> override_settings:
@@ -87,3 +90,41 @@ def wire(value: Any) -> Any:
 
 async def run_db(function: Any, *args: Any, **kwargs: Any) -> Any:
     return await database_sync_to_async(function)(*args, **kwargs)
+
+
+# -- products and their subscription frames ---------------------------------------------------------------------
+
+
+def make(*rows: tuple[str, str]) -> dict[str, int]:
+    """Products by ``(sku, price)``, named after their SKU; returns sku -> key."""
+    return {sku: Product.objects.create(sku=sku, name=f"Product {sku}", price=Decimal(price)).pk for sku, price in rows}
+
+
+def set_price(key: int, price: str) -> None:
+    product = Product.objects.get(pk=key)
+    product.price = Decimal(price)
+    product.save()
+
+
+def delete(key: int) -> None:
+    Product.objects.get(pk=key).delete()
+
+
+async def subscribe(comm: WebsocketCommunicator, **message: Any) -> dict[str, Any]:
+    """Subscribe to products; the ``init`` frame (the subscription listens once it is answered)."""
+    init = await ask(comm, {"type": "subscribe", "collection": "products", **message})
+    assert (init.get("type"), init.get("event")) == ("subscription", "init"), init
+    return init
+
+
+async def next_frame(comm: WebsocketCommunicator) -> dict[str, Any]:
+    return await comm.receive_json_from(timeout=3)
+
+
+def row(key: int, sku: str, price: str) -> dict[str, Any]:
+    return {"id": key, "sku": sku, "price": price}
+
+
+def event(action: str, data: Any, **uid: Any) -> dict[str, Any]:
+    """A subscription's event frame."""
+    return {"type": "subscription", "event": action, "data": data, **uid}

@@ -14,17 +14,21 @@ from django.db.models import Q
 from erp_demo.models import Customer, Product, SalesOrder
 from erp_demo.realtime import customer_fields
 from likha_realtime.access.collections import registry
-from tests.likha_realtime.support import Roles, ask, error, no_access, no_field, open_socket, run_db
+from tests.likha_realtime.support import (
+    ID_SKU_PRICE,
+    Roles,
+    ask,
+    error,
+    make,
+    no_access,
+    no_field,
+    open_socket,
+    run_db,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
 
 NO_ITEM = "You don't have permission to access this item or it does not exist."
-ID_SKU_PRICE = {"fields": ["id", "sku", "price"]}
-
-
-def make(*rows: tuple[str, str]) -> dict[str, int]:
-    """Products by ``(sku, price)``, named after their SKU; returns sku -> key."""
-    return {sku: Product.objects.create(sku=sku, name=f"Product {sku}", price=Decimal(price)).pk for sku, price in rows}
 
 
 def prices() -> dict[str, str]:

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import override_settings
 
 from likha_realtime.sockets.rest import RestConsumer
 from realtime_auth import tokens
 from realtime_auth.models import User
-from tests.likha_realtime.support import closed_with, connected_socket
+from tests.likha_realtime.support import closed_with, connected_socket, realtime
+from tests.support import wait_until_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODES = ["public", "handshake", "strict"]
-
-
-def realtime(**values: Any) -> override_settings:
-    from django.conf import settings
-
-    return override_settings(LIKHA_REALTIME={**settings.LIKHA_REALTIME, **values})
 
 
 class ShiftedClockConsumer(RestConsumer):
@@ -404,25 +399,59 @@ async def test_the_connection_limit_closes_extra_sockets_4429() -> None:
 # -- races, limits and hostile input --------------------------------------------------------------------------
 
 
-async def test_an_auth_in_flight_when_the_handshake_deadline_passes_wins(
-    pair: tokens.TokenPair, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import asyncio
+class FrozenClockConsumer(RestConsumer):
+    """A REST consumer on a clock that stands still until a test moves it; it remembers its instances.
 
+    Its deadline timer still fires (after ``REST_AUTH_TIMEOUT`` real seconds), but a deadline counts as passed only
+    once the test has moved the clock past it: before that, a firing re-arms the timer and does nothing else.
+    """
+
+    now: ClassVar[float] = 0.0
+    timer = staticmethod(lambda: FrozenClockConsumer.now)
+    instances: ClassVar[list[FrozenClockConsumer]] = []
+
+    async def connect(self) -> None:
+        type(self).instances.append(self)
+        await super().connect()
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[type[FrozenClockConsumer]]:
+    FrozenClockConsumer.now = time.time()
+    FrozenClockConsumer.instances = []
+    yield FrozenClockConsumer
+    FrozenClockConsumer.instances = []
+
+
+async def test_an_auth_in_flight_when_the_handshake_deadline_passes_wins(
+    pair: tokens.TokenPair, monkeypatch: pytest.MonkeyPatch, frozen_clock: type[FrozenClockConsumer]
+) -> None:
     from realtime_auth import mixin
 
-    gate = asyncio.Event()
+    checking, gate = asyncio.Event(), asyncio.Event()
     real = mixin.authenticate
 
     async def slow_authenticate(credentials: Any) -> Any:
+        checking.set()
         await gate.wait()
         return await real(credentials)
 
     monkeypatch.setattr(mixin, "authenticate", slow_authenticate)
-    with realtime(REST_AUTH="handshake", REST_AUTH_TIMEOUT=0.1):
-        comm = await open_socket()
+    with realtime(REST_AUTH="handshake", REST_AUTH_TIMEOUT=0.05):
+        comm = await open_socket(consumer=frozen_clock)
+        (consumer,) = frozen_clock.instances
         await comm.send_json_to({"type": "auth", "access_token": pair.access})
-        await asyncio.sleep(0.3)  # the deadline passes while the credentials are being checked
+        await asyncio.wait_for(checking.wait(), timeout=5)  # the credentials are being checked (under the auth lock)
+        frozen_clock.now += 1  # the handshake deadline (0.05 s after the connect) has passed, not the token's exp...
+
+        def deadline_waiting() -> bool:
+            # The mixin's task for its deadline timer (a private name, only read). Earlier firings ran and finished
+            # before the check took the auth lock; one still pending fired during the check and waits for that lock.
+            task = consumer._auth_task
+            return task is not None and not task.done()
+
+        # ...and the deadline timer fires while the check is still in flight.
+        await wait_until_async(deadline_waiting, message="the deadline timer never fired during the check")
         gate.set()
         assert await comm.receive_json_from() == {"type": "auth", "status": "ok"}
         assert await comm.receive_nothing(timeout=0.3)
@@ -517,8 +546,6 @@ async def test_deleting_the_user_ends_its_sockets(editor: User) -> None:
 
 
 async def test_new_group_rights_reach_the_open_socket(editor: User) -> None:
-    import asyncio
-
     from django.contrib.auth.models import Group, Permission
 
     seen: list[bool] = []
@@ -539,9 +566,6 @@ async def test_new_group_rights_reach_the_open_socket(editor: User) -> None:
     with realtime(REST_AUTH="handshake"):
         comm = await open_socket(f"/websockets?access_token={pair.access}", Recording)
         await database_sync_to_async(grant)()
-        for _ in range(100):  # the reload travels through the channel layer: wait for it, at most 2 s
-            if seen:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until_async(lambda: seen, message="the new rights never reached the socket")  # via the layer
         await comm.disconnect()
     assert seen == [True]

@@ -1,0 +1,152 @@
+"""Delivery (docs/FANOUT.md): an event costs one re-read per distinct (rights, query) pair of its subscribers, however
+many subscribers share it, and a delete costs none.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+
+from tests.likha_realtime.support import (
+    ID_SKU_PRICE,
+    Roles,
+    delete,
+    event,
+    make,
+    next_frame,
+    open_socket,
+    row,
+    run_db,
+    set_price,
+    subscribe,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
+
+
+# -- batched re-reads ------------------------------------------------------------------------------------------
+
+
+class QueryCounter:
+    """An ``execute_wrapper`` that records each query and the thread that ran it."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self.threads: set[int] = set()
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.queries.append(sql)
+        self.threads.add(threading.get_ident())
+        return execute(sql, params, many, context)
+
+
+# Why this counts every delivery query and nothing else: deliveries run their re-reads through
+# ``database_sync_to_async``, which (thread-sensitive, outside any ``async_to_sync``) always runs in asgiref's one
+# shared executor thread, where Django keeps one connection object. The counter is installed on that connection
+# through ``database_sync_to_async`` too, so it sits on exactly the connection the deliveries use, and it stays
+# there when ``close_old_connections`` closes the underlying database connection between calls. It is installed
+# only after every subscription is set up (so subscribe-time queries are not counted) and the write runs in
+# another thread with its own connection (so the writer's queries are not counted). The thread check proves it.
+
+
+async def delivery_thread_counter() -> tuple[QueryCounter, int]:
+    counter = QueryCounter()
+
+    def install() -> int:
+        connection.execute_wrappers.append(counter)
+        return threading.get_ident()
+
+    return counter, await run_db(install)
+
+
+async def remove_counter(counter: QueryCounter) -> None:
+    def remove() -> None:
+        connection.execute_wrappers.remove(counter)  # looked up in the delivery thread, like ``install``
+
+    await run_db(remove)
+
+
+def written_elsewhere(write: Any) -> Any:
+    def run(*args: Any) -> Any:
+        try:
+            return write(*args)
+        finally:
+            connection.close()  # this worker thread's connection must not outlive the test
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
+async def count_delivery_queries(
+    sockets: list[WebsocketCommunicator], write: Any, *args: Any
+) -> tuple[int, list[dict[str, Any]]]:
+    counter, delivery_thread = await delivery_thread_counter()
+    try:
+        await written_elsewhere(write)(*args)
+        frames = [await next_frame(socket) for socket in sockets]
+    finally:
+        await remove_counter(counter)
+    assert counter.threads <= {delivery_thread}
+    return len(counter.queries), frames
+
+
+async def sockets_subscribed(roles: Roles, plan: list[tuple[str, dict[str, Any]]]) -> list[WebsocketCommunicator]:
+    sockets = []
+    for index, (role, query) in enumerate(plan):
+        socket = await open_socket(roles.path(role))
+        await subscribe(socket, query=query, uid=f"s{index}")
+        sockets.append(socket)
+    return sockets
+
+
+@pytest.mark.parametrize("subscribers", [1, 20])
+async def test_subscribers_sharing_rights_and_query_cost_one_read_per_event(roles: Roles, subscribers: int) -> None:
+    keys = await run_db(make, ("A-1", "3.00"))
+    # The admin and the editor read products identically (every row, every field): they share the batch.
+    plan = [("admin" if index % 2 else "editor", ID_SKU_PRICE) for index in range(subscribers)]
+    sockets = await sockets_subscribed(roles, plan)
+
+    queries, frames = await count_delivery_queries(sockets, set_price, keys["A-1"], "3.33")
+
+    assert queries == 1
+    assert frames == [event("update", [row(keys["A-1"], "A-1", "3.33")], uid=f"s{i}") for i in range(subscribers)]
+    for socket in sockets:
+        await socket.disconnect()
+
+
+async def test_subscribers_with_different_queries_or_rights_cost_one_read_per_distinct_pair(roles: Roles) -> None:
+    keys = await run_db(make, ("A-1", "3.00"))
+    queries = [{"fields": ["id"]}, {"fields": ["sku"]}, {"fields": ["price"]}, {"fields": ["id"], "sort": ["-price"]}]
+    # 4 queries × 5 editors, plus 4 public subscribers of the first query (other fields readable: another batch).
+    plan = [("editor", queries[index % 4]) for index in range(20)] + [("public", queries[0])] * 4
+    sockets = await sockets_subscribed(roles, plan)
+
+    count, frames = await count_delivery_queries(sockets, set_price, keys["A-1"], "3.33")
+
+    assert count == 5
+    assert [frame["data"] for frame in frames[:4]] == [
+        [{"id": keys["A-1"]}],
+        [{"sku": "A-1"}],
+        [{"price": "3.33"}],
+        [{"id": keys["A-1"]}],
+    ]
+    assert len(frames) == 24 and all(frame["event"] == "update" for frame in frames)
+    for socket in sockets:
+        await socket.disconnect()
+
+
+async def test_a_delete_costs_no_read_at_all_whatever_the_subscriber_count(roles: Roles) -> None:
+    keys = await run_db(make, ("A-1", "3.00"))
+    plan = [("editor", {"fields": ["id"], "filter": {"sku": {"_starts_with": "A"}}})] * 10 + [("public", {})] * 10
+    sockets = await sockets_subscribed(roles, plan)
+
+    count, frames = await count_delivery_queries(sockets, delete, keys["A-1"])
+
+    assert count == 0
+    assert frames == [event("delete", [keys["A-1"]], uid=f"s{i}") for i in range(20)]
+    for socket in sockets:
+        await socket.disconnect()
