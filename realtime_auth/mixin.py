@@ -203,8 +203,10 @@ class RealtimeAuthMixin:
         refusal = await self.authorize(result.identity)
         if refusal is not None:  # valid credentials, but not for this socket: they never count
             logger.info("%s socket refused user %s", self.socket, result.identity.user.pk)
-            if refusal_closes:
+            if refusal_closes and refusal.close_code is not None:
                 await self._refuse(refusal, uid)
+            elif refusal_closes:  # no close of its own: like failed credentials (public role, or close per mode)
+                await self._apply(self.auth.fail(refusal), uid, previous)
             return False
         self.auth.succeed(result.identity)
         if reply:

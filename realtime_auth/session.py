@@ -106,7 +106,7 @@ class AuthSession:
         self._deadline = None
         self.failures = 0
 
-    def fail(self, error: AuthError) -> Verdict:
+    def fail(self, error: RealtimeError) -> Verdict:
         """An ``auth`` message (or, during the handshake, any message) did not authenticate."""
         if self.phase is Phase.CLOSED:
             return Verdict()

@@ -271,3 +271,50 @@ async def test_a_logs_watcher_who_loses_the_permission_is_refused_at_once(
         assert await comm.receive_json_from(timeout=3) == {"type": "logs", "event": "subscribe", "log_level": "info"}
         await database_sync_to_async(grant)(False)  # the rights reload reaches the socket through the channel layer
         assert await outputs_until_close(comm) == [UNAUTHORIZED, CLOSED_4403]
+
+
+class NotNow(AuthError):
+    default_message = "Not now."  # no close code: the socket decides as for failed credentials
+
+
+async def test_a_refusal_without_a_close_of_its_own_counts_as_failed_credentials(roles: Any) -> None:
+    users: list[Any] = []
+
+    class Refusing(RestConsumer):
+        async def authorize(self, identity: Identity) -> RealtimeError | None:
+            return NotNow() if identity.user.email == EDITOR["email"] else None
+
+        async def on_identity_changed(self, previous: Any) -> None:
+            users.append(getattr(self.user, "email", None))
+            await super().on_identity_changed(previous)
+
+    with realtime(REST_AUTH="public"):
+        comm = WebsocketCommunicator(Refusing.as_asgi(), "/websockets")
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "auth", **ADMIN})
+        assert (await comm.receive_json_from(timeout=3))["status"] == "ok"
+        await comm.send_json_to({"type": "auth", **EDITOR, "uid": "e"})
+        # Public mode: the error, and the public role (not the admin the socket was before), the socket stays open.
+        assert await comm.receive_json_from(timeout=3) == {
+            "type": "auth",
+            "status": "error",
+            "error": {"code": "AUTH_FAILED", "message": "Not now."},
+            "uid": "e",
+        }
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from(timeout=3) == {"type": "pong"}
+        await comm.disconnect()
+    assert users == ["admin@example.com", None]
+    with realtime(REST_AUTH="handshake"):
+        comm = WebsocketCommunicator(Refusing.as_asgi(), "/websockets")
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "auth", **EDITOR, "uid": "e"})
+        assert await outputs_until_close(comm) == [
+            {
+                "type": "auth",
+                "status": "error",
+                "error": {"code": "AUTH_FAILED", "message": "Authentication handshake failed."},
+                "uid": "e",
+            },
+            {"type": "websocket.close", "code": 4401, "reason": "Unauthorized"},
+        ]
