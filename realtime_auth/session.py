@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
-from realtime_auth.errors import AuthError, AuthTimeout, HandshakeFailed, TokenExpired, TooManyAttempts
+from realtime_auth.errors import AuthTimeout, HandshakeFailed, TokenExpired, TooManyAttempts
 from realtime_auth.wire import CloseCode, RealtimeError
 
 MAX_AUTH_FAILURES = 5  # per connection, in public mode (other modes close at the first failure)
