@@ -92,7 +92,7 @@ def _keep_flush_last(connection: BaseDatabaseWrapper) -> None:
         hooks[-2], hooks[-1] = hooks[-1], hooks[-2]
     else:
         # django-stubs still types these entries as Django < 4.2's (savepoint ids, callable) pairs.
-        hooks.append((set(), _flush, False))  # type: ignore[arg-type]
+        hooks.append((set(), _flush, False))  # type: ignore[arg-type]  # Django 5.2 stores 3-tuples; the stubs say 2
 
 
 def _on_save(
@@ -108,7 +108,7 @@ def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     collection = registry.for_model(sender)
     if collection is None:
         return
-    instance._likha_snapshot = snapshot(instance)  # type: ignore[attr-defined]
+    instance._likha_snapshot = snapshot(instance)  # type: ignore[attr-defined]  # pre-delete snapshot carried to post_delete
 
 
 def _on_delete(sender: type[Model], instance: Model, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:

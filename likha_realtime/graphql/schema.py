@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import make_dataclass
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from asgiref.sync import sync_to_async
@@ -58,8 +58,13 @@ def _scalar(field: models.Field) -> Any:
     return str  # files and other structured values travel as their stored text
 
 
+def _column(collection: Collection, name: str) -> models.Field[Any, Any]:
+    # A collection's fields are the model's concrete fields (checked at registration), never reverse relations.
+    return cast("models.Field[Any, Any]", collection.model._meta.get_field(name))
+
+
 def _output_type(collection: Collection) -> type:
-    fields = [(name, _scalar(collection.model._meta.get_field(name)) | None, None) for name in collection.fields]
+    fields = [(name, _scalar(_column(collection, name)) | None, None) for name in collection.fields]
     cls = make_dataclass(collection.name, [(n, t, strawberry.field(default=d)) for n, t, d in fields])
     return strawberry.type(cls, name=collection.name)
 
@@ -79,9 +84,11 @@ def principal_of(info: Info) -> Principal:
     """The principal of the socket (kept current by its consumer), or of the HTTP request's user."""
     socket = info.context.get("ws") if isinstance(info.context, dict) else None
     if socket is not None:
-        return socket.principal
+        principal: Principal = socket.principal
+        return principal
     request = info.context["request"] if isinstance(info.context, dict) else info.context.request
-    return request.likha_principal
+    from_request: Principal = request.likha_principal  # set by http.graphql.GraphQLView
+    return from_request
 
 
 def _run(work: Callable[[], Any]) -> Any:
@@ -120,7 +127,7 @@ class _Resolvers:
             sort: list[str] | None = None,
             limit: int | None = None,
             offset: int | None = None,
-        ) -> list[output]:  # type: ignore[valid-type]
+        ) -> list[output]:  # type: ignore[valid-type]  # strawberry reads this annotation: a class built at runtime
             query = {
                 k: v
                 for k, v in {"filter": filter, "sort": sort, "limit": limit, "offset": offset}.items()
@@ -129,19 +136,19 @@ class _Resolvers:
             rows = await sync_to_async(_run)(lambda: this.items(info, "read", query or None).read_many())
             return [this.obj(row) for row in rows]
 
-        async def by_id(info: Info, id: strawberry.ID) -> output | None:  # type: ignore[valid-type]
-            return this.obj(await sync_to_async(_run)(lambda: this.items(info, "read").read_one(id)))
+        async def by_id(info: Info, id: strawberry.ID) -> output | None:  # type: ignore[valid-type]  # strawberry reads this annotation: a class built at runtime
+            return this.obj(await sync_to_async(_run)(lambda: this.items(info, "read").read_one(id)))  # type: ignore[no-any-return]  # an instance of the output class built at runtime
 
         return {name: strawberry.field(resolver=listing), f"{name}_by_id": strawberry.field(resolver=by_id)}
 
     def mutation_fields(self) -> dict[str, Any]:
         name, output, this = self.collection.name, self.output, self
 
-        async def create(info: Info, data: JSON) -> output | None:  # type: ignore[valid-type]
-            return this.obj(await sync_to_async(_run)(lambda: this.items(info, "create").create(data)))
+        async def create(info: Info, data: JSON) -> output | None:  # type: ignore[valid-type]  # strawberry reads this annotation: a class built at runtime
+            return this.obj(await sync_to_async(_run)(lambda: this.items(info, "create").create(data)))  # type: ignore[no-any-return]  # an instance of the output class built at runtime
 
-        async def update(info: Info, id: strawberry.ID, data: JSON) -> output | None:  # type: ignore[valid-type]
-            return this.obj(
+        async def update(info: Info, id: strawberry.ID, data: JSON) -> output | None:  # type: ignore[valid-type]  # strawberry reads this annotation: a class built at runtime
+            return this.obj(  # type: ignore[no-any-return]  # an instance of the output class built at runtime
                 await sync_to_async(_run)(lambda: this.items(info, "update").update([id], data, many=False))
             )
 
@@ -160,7 +167,7 @@ class _Resolvers:
 
         async def mutated(
             info: Info, only: Annotated[EventEnum | None, strawberry.argument(name="event")] = None
-        ) -> AsyncGenerator[this.mutated, None]:  # type: ignore[name-defined]
+        ) -> AsyncGenerator[this.mutated, None]:  # type: ignore[name-defined]  # the collection's event type, built at runtime
             listener = _Listener(this, principal_of(info), only.value if only else None)
             await listener.start()
             try:
@@ -243,7 +250,7 @@ def build_schema() -> strawberry.Schema | None:
     )
 
 
-_schema: dict[str, Any] = {}
+_schema: dict[str, strawberry.Schema | None] = {}
 
 
 def get_schema() -> strawberry.Schema | None:
