@@ -58,7 +58,7 @@ def _scalar(field: models.Field) -> Any:
     return str  # files and other structured values travel as their stored text
 
 
-def _column(collection: Collection, name: str) -> models.Field[Any, Any]:
+def _column(collection: Collection, name: str) -> "models.Field[Any, Any]":
     # A collection's fields are the model's concrete fields (checked at registration), never reverse relations.
     return cast("models.Field[Any, Any]", collection.model._meta.get_field(name))
 
