@@ -47,3 +47,24 @@ async def wait_until_async(
         if time.monotonic() >= deadline:
             raise AssertionError(message or f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def write_until_seen(
+    write: Callable[[], object], seen: Callable[[float], T | None], timeout: float = 15.0, patience: float = 0.5
+) -> T:
+    """``write()``, then give ``seen(patience)`` that long to return what the write caused; write again until it does.
+
+    For a subscriber in another process, which nothing tells when its subscription has joined the fan-out: a write
+    before that is (by design) not delivered to it. Each retry is a real write, so the caller asserts on what
+    arrives accordingly (the first event seen, showing the state of any of the writes; more events may follow).
+    """
+    deadline = time.monotonic() + timeout
+    writes = 0
+    while True:
+        write()
+        writes += 1
+        value = seen(patience)
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no event seen after {writes} write(s) in {timeout}s")

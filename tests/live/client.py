@@ -20,6 +20,13 @@ class JsonSocket:
     def recv(self, timeout: float = 5) -> dict[str, Any]:
         return json.loads(self.conn.recv(timeout=timeout))
 
+    def recv_or_none(self, timeout: float) -> dict[str, Any] | None:
+        """The next frame, or ``None`` when none arrives within ``timeout`` seconds."""
+        try:
+            return self.recv(timeout)
+        except TimeoutError:
+            return None
+
     def request(self, frame: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
         self.send(frame)
         return self.recv(timeout)

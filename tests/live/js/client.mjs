@@ -27,6 +27,8 @@
 //   url            POST /auth/login, then connect to <url>?access_token=<token> (strict mode); no payload
 // Scenarios: subscribe (exit after --count `next` payloads), query (exit when the operation completes),
 // connect (eager client, exit on the first connection_ack).
+// --from-connection N counts only the `next` payloads received on the N-th connection or later (default 1): a test
+// that retries writes until it sees an event may cause more than one on an earlier connection.
 // Exit codes: 0 done/complete, 1 operation error, 2 bad usage, 3 timeout.
 
 import { writeSync } from 'node:fs';
@@ -45,6 +47,7 @@ const OPTIONS = {
   query: { type: 'string' },
   variables: { type: 'string' },
   count: { type: 'string' },
+  'from-connection': { type: 'string' },
   timeout: { type: 'string' },
   'keep-alive': { type: 'string' },
   'retry-attempts': { type: 'string' },
@@ -123,6 +126,7 @@ try {
   usage(`--variables is not JSON: ${err.message}`);
 }
 const count = number(values, 'count', 1);
+const fromConnection = number(values, 'from-connection', 1);
 const timeoutSeconds = number(values, 'timeout', 20);
 const keepAlive = number(values, 'keep-alive', 10_000);
 const retryAttempts = number(values, 'retry-attempts', 5);
@@ -165,6 +169,7 @@ async function connectUrl() {
 }
 
 let client;
+let connections = 0;
 
 async function finish(reason, code) {
   if (finished) return;
@@ -209,6 +214,7 @@ client = createClient({
   on: {
     connecting: (isRetry) => emit({ event: 'connecting', retry: Boolean(isRetry) }),
     connected: (_socket, payload, wasRetry) => {
+      connections += 1;
       emit({ event: 'connected', retry: Boolean(wasRetry), payload: payload ?? null });
       if (scenario === 'connect') finish('done', 0);
     },
@@ -233,7 +239,7 @@ if (scenario !== 'connect') {
     {
       next: (payload) => {
         emit({ event: 'next', payload });
-        received += 1;
+        if (connections >= fromConnection) received += 1;
         if (scenario === 'subscribe' && received >= count) finish('done', 0);
       },
       error: (err) => {
