@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close
 from websockets.sync.client import connect
+
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -53,16 +54,19 @@ def server_env(**overrides: str | None) -> dict[str, str]:
 
 
 def wait_until_listening(server: RunningServer) -> None:
-    deadline = time.monotonic() + START_DEADLINE
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if server.process.poll() is not None:
             pytest.fail(f"server exited with {server.process.returncode}:\n{server.log.read_text()}")
         try:
             with socket.create_connection((HOST, server.port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"server not listening on {HOST}:{server.port} after {START_DEADLINE}s:\n{server.log.read_text()}")
+            return False
+
+    try:
+        wait_until(listening, START_DEADLINE)
+    except AssertionError:
+        pytest.fail(f"server not listening on {HOST}:{server.port} after {START_DEADLINE}s:\n{server.log.read_text()}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
