@@ -13,7 +13,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
@@ -24,6 +24,7 @@ GROUP_REFRESH_SECONDS = 3600  # channels-redis forgets group members after group
 RECEIVE_RETRY_SECONDS = 1.0  # after the channel layer failed (Redis unreachable), try again this much later
 
 MessageHandler = Callable[[dict[str, Any]], None]
+T = TypeVar("T")
 
 
 def crosses_processes(layer: Any) -> bool:
@@ -93,15 +94,34 @@ class ProcessChannel:
             task.cancel()
 
 
-_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessChannel] = weakref.WeakKeyDictionary()
-_channels_lock = threading.Lock()
+class PerLoop(Generic[T]):
+    """One ``T`` per running event loop: one per server process, several in tests (each test has its own loop).
+
+    Made on first use by ``factory`` inside the loop; forgotten with the loop. ``values()`` may be read from
+    another thread (the log handler's).
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            value = self._by_loop.get(loop)
+            if value is None:
+                value = self._by_loop[loop] = self._factory()
+            return value
+
+    def values(self) -> list[T]:
+        with self._lock:
+            return list(self._by_loop.values())
+
+
+_channels: PerLoop[ProcessChannel] = PerLoop(lambda: ProcessChannel(get_channel_layer()))
 
 
 def process_channel() -> ProcessChannel:
-    """The channel of the running event loop (one per server process; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    with _channels_lock:
-        channel = _channels.get(loop)
-        if channel is None:
-            channel = _channels[loop] = ProcessChannel(get_channel_layer())
-        return channel
+    """The channel of the running event loop."""
+    return _channels.get()

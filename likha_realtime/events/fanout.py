@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -17,7 +16,7 @@ from likha_realtime.events.deliver import Subscriber, deliver
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
 from likha_realtime.events.transport import EVENT_MESSAGE, group_name
-from likha_realtime.node import ProcessChannel, process_channel
+from likha_realtime.node import PerLoop, ProcessChannel, process_channel
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +102,9 @@ class Dispatcher:
             self._worker.cancel()
 
 
-_dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher] = weakref.WeakKeyDictionary()
+_dispatchers: PerLoop[Dispatcher] = PerLoop(lambda: Dispatcher(process_channel()))
 
 
 def get_dispatcher() -> Dispatcher:
-    """The dispatcher of the running event loop (one per server process; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    dispatcher = _dispatchers.get(loop)
-    if dispatcher is None:
-        dispatcher = _dispatchers[loop] = Dispatcher(process_channel())
-    return dispatcher
+    """The dispatcher of the running event loop."""
+    return _dispatchers.get()

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from likha_realtime.node import NODE_ID, ProcessChannel, process_channel
+from likha_realtime.node import NODE_ID, PerLoop, ProcessChannel, process_channel
 
 logger = logging.getLogger(__name__)  # under likha_realtime.logs: never re-published by the handler
 
@@ -91,20 +89,14 @@ class LogStream:
         self.deliver((int(level), str(text)) for level, text in message.get("lines", ()))
 
 
-_streams: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LogStream] = weakref.WeakKeyDictionary()
-_streams_lock = threading.Lock()
+_streams: PerLoop[LogStream] = PerLoop(lambda: LogStream(process_channel(), NODE_ID))
 
 
 def get_stream() -> LogStream:
-    """The stream of the running event loop (one per server process; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    with _streams_lock:
-        stream = _streams.get(loop)
-        if stream is None:
-            stream = _streams[loop] = LogStream(process_channel(), NODE_ID)
-        return stream
+    """The stream of the running event loop."""
+    return _streams.get()
 
 
 def local_streams() -> list[LogStream]:
-    with _streams_lock:
-        return list(_streams.values())
+    """Every event loop's stream in this process (read from the log handler's thread)."""
+    return _streams.values()
