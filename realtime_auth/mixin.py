@@ -97,21 +97,25 @@ class RealtimeAuthMixin:
             return True, None
         try:
             return True, await verify_url_token(token or "")
-        except AuthError:
-            logger.info("%s socket refused: missing or invalid URL token", self.socket)
+        except Exception as error:  # an unexpected error (database down) refuses too, never crashes the socket
+            if isinstance(error, AuthError):
+                logger.info("%s socket refused: missing or invalid URL token", self.socket)
+            else:
+                logger.exception("%s socket refused: unexpected error while checking the URL token", self.socket)
             await self.close()  # type: ignore[attr-defined]  # the consumer's close(); before accept(): HTTP 403
             return False, None
 
     async def auth_start(self, identity: Identity | None) -> bool:
         """The socket is accepted: log in with the URL token's identity, or start the session without one.
-        ``False`` when the identity was refused on this socket (the socket is then closing)."""
+        ``False`` when the socket is closing (its identity was refused with a close)."""
         if identity is None:
             self.auth.start(None)
             self._publish_user()
             self._arm_auth_timer()
             return True
         async with self._auth_lock:
-            return await self._login(_verified(identity), None)
+            await self._login(_verified(identity), None)
+        return not self._closing  # a refusal without a close of its own leaves the socket open, public role
 
     async def authenticate_frame(self, frame: dict[str, Any] | None) -> bool:
         """Handle ``frame`` if it is auth business (an ``auth`` message, or anything during the handshake).
@@ -158,20 +162,15 @@ class RealtimeAuthMixin:
             await self.expire_identity()
 
     async def auth_reload(self, message: Mapping[str, Any]) -> None:
-        """Channel-layer ``auth.reload``: the user's rights changed (groups, permissions, superuser)."""
+        """Channel-layer ``auth.reload``: the user's rights changed (groups, permissions, superuser). The identity
+        is adopted again as it is now, through ``authorize()`` like a login."""
         if message.get("group") not in self._auth_groups:
             return
         async with self._auth_lock:
             identity = self.auth.identity
             if identity is None or self.auth.user is None:
                 return
-            fresh = await reload_identity(identity)
-            previous = self.user
-            if fresh is None:
-                await self._apply(self.auth.expire(), None, previous)
-                return
-            self.auth.succeed(fresh)
-            await self._identity_changed(previous, force=True)
+            await self._adopt(identity, None, self.user, reloaded=True)
 
     async def expire_identity(self) -> None:
         """End the current authentication as if its token had expired (revocation uses this)."""
@@ -183,7 +182,7 @@ class RealtimeAuthMixin:
     # -- the one login path --------------------------------------------------------------------------------
 
     async def _login(self, attempt: Attempt, uid: Any, *, reply: bool = False, refusal_closes: bool = True) -> bool:
-        """Check credentials, ``authorize()`` the identity for this socket, then switch to it (under the lock).
+        """Check credentials, then adopt their identity (``_adopt``), under the lock.
 
         ``reply`` sends the PROTOCOL §3 ``auth`` ok frame. A failure or refusal is acted on here (error frame,
         close or public role) unless ``refusal_closes`` is false: then the caller rejects. ``True`` when the
@@ -200,24 +199,57 @@ class RealtimeAuthMixin:
             if refusal_closes:
                 await self._apply(self.auth.fail(error), uid, previous)
             return False
-        refusal = await self.authorize(result.identity)
-        if refusal is not None:  # valid credentials, but not for this socket: they never count
-            logger.info("%s socket refused user %s", self.socket, result.identity.user.pk)
+        refresh_token = result.refresh_token if reply else None
+        return await self._adopt(
+            result.identity, uid, previous, reply=reply, refresh_token=refresh_token, refusal_closes=refusal_closes
+        )
+
+    async def _adopt(
+        self,
+        identity: Identity,
+        uid: Any,
+        previous: Any,
+        *,
+        reply: bool = False,
+        refresh_token: str | None = None,
+        refusal_closes: bool = True,
+        reloaded: bool = False,
+    ) -> bool:
+        """The one way an identity becomes (or stays) this socket's: as it is *now*, and only if ``authorize()``
+        accepts it.
+
+        The socket first listens for the identity's revocations and rights changes, then re-reads it: a change
+        committed before the re-read is in what is read, one committed after reaches this socket as a message that
+        is handled after this (under the same lock). Nothing is missed in between.
+        """
+        await self._join_auth_groups(set(self._auth_groups) | groups_for(identity))
+        fresh = await reload_identity(identity)
+        if fresh is None:  # revoked, deactivated or deleted in the meantime
+            logger.info("%s socket: session revoked while authenticating", self.socket)
+            verdict = self.auth.expire() if reloaded else self.auth.fail(AuthError())
+            if refusal_closes or reloaded:
+                await self._apply(verdict, uid, previous)
+            await self._settle_groups()
+            return False
+        refusal = await self.authorize(fresh)
+        if refusal is not None:  # valid credentials, but not for this socket (or no longer): they never count
+            logger.info("%s socket refused user %s", self.socket, fresh.user.pk)
             if refusal_closes and refusal.close_code is not None:
                 await self._refuse(refusal, uid)
             elif refusal_closes:  # no close of its own: like failed credentials (public role, or close per mode)
                 await self._apply(self.auth.fail(refusal), uid, previous)
+            await self._settle_groups()
             return False
-        self.auth.succeed(result.identity)
+        self.auth.succeed(fresh)
         if reply:
             ok: dict[str, Any] = {"type": "auth", "status": "ok"}
-            if result.refresh_token:
-                ok["refresh_token"] = result.refresh_token
+            if refresh_token:
+                ok["refresh_token"] = refresh_token
             await self.send_frame(with_uid(ok, uid))
-        logger.info("%s socket authenticated user %s", self.socket, result.identity.user.pk)
-        await self._identity_changed(previous)
-        await self._confirm_identity()
-        return self.auth.user is not None
+        if not reloaded:
+            logger.info("%s socket authenticated user %s", self.socket, fresh.user.pk)
+        await self._identity_changed(previous, force=reloaded)
+        return True
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -227,18 +259,14 @@ class RealtimeAuthMixin:
         if error.close_code is not None:
             await self.close_with(error.close_code)
 
-    async def _confirm_identity(self) -> None:
-        """Re-check the identity once this socket hears revocations: one revoked in between is not missed."""
-        identity = self.auth.identity
-        if identity is None or self.auth.user is None:
-            return
-        if await reload_identity(identity) is None:
-            logger.info("%s socket: session revoked while authenticating", self.socket)
-            await self._apply(self.auth.expire(), None, self.user)
+    async def _settle_groups(self) -> None:
+        """Listen for the revocations of the identity the socket holds now (none once it is closing)."""
+        await self._join_auth_groups(set() if self._closing else groups_for(self.identity))
 
     async def _apply(self, verdict: Verdict, uid: Any, previous: Any) -> None:
         if self.expiry_closes and isinstance(verdict.error, TokenExpired):
             await self.close_with(CloseCode.FORBIDDEN)  # GraphQL: clients reconnect with fresh credentials
+            await self._identity_changed(previous)  # what is still in flight runs as the public role
             return
         if verdict.error is not None and self.auth_error_frames:
             await self.send_frame(error_frame(self.auth_context, verdict.error, uid))

@@ -81,23 +81,18 @@ class LogsConsumer(JsonSocketConsumer):
     # -- rights ------------------------------------------------------------------------------------------------
 
     async def authorize(self, identity: Identity) -> RealtimeError | None:
-        """Every way of logging in meets the admin rule before the identity counts."""
-        return self._admin_rule(await database_sync_to_async(is_admin)(identity.user))
+        """The logs socket's rule, stated once and met on every login and every change of rights: in handshake and
+        strict mode only admins may be logged in here; in public mode anyone may, but only admins stream."""
+        if self.auth.mode == "public" or await database_sync_to_async(is_admin)(identity.user):
+            return None
+        return Unauthorized()
 
     async def on_identity_changed(self, previous: Any) -> None:
-        """Expiry, failed re-auth, changed rights or another user: streaming stops unless the user is an admin, and
-        a logged-in user who is no longer one is refused as at login. Lines wait for the auth lock (``send_line``),
-        so none goes out between the change and this check."""
+        """Expiry, failed re-auth, changed rights or another user: streaming stops unless the user is an admin.
+        Lines wait for the auth lock (``send_line``), so none goes out between the change and this check."""
         self.admin = await database_sync_to_async(is_admin)(self.user)
         if not self.admin:
             self._stop_streaming()
-        if self.identity is not None and (refusal := self._admin_rule(self.admin)) is not None:
-            await self.send_error("auth", refusal)
-
-    def _admin_rule(self, admin: bool) -> RealtimeError | None:
-        """The logs socket's rule, stated once: in handshake and strict mode only admins may be logged in here; in
-        public mode anyone may, but only admins stream (``self.admin``)."""
-        return None if admin or self.auth.mode == "public" else Unauthorized()
 
     async def send_line(self, text: str) -> None:
         """A log line goes out only while no login or rights change is under way (they hold the auth lock)."""

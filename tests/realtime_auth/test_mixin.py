@@ -542,4 +542,6 @@ async def test_a_rights_change_reloads_the_user_of_the_socket(
 
     assert await asyncio.wait_for(app.changes.get(), BOUND) == (EDITOR_EMAIL, EDITOR_EMAIL)
     assert (await ask(comm, {"type": "whoami"}))["superuser"] is True
-    assert app.asked == [asked_for(pair)]  # a reload is not a login
+    # A reload adopts the identity again through authorize(), while the socket is still the editor it was.
+    reasked = Asked(EDITOR_EMAIL, pair.access_expires_at, pair.session_id, EDITOR_EMAIL, EDITOR_EMAIL)
+    assert app.asked == [asked_for(pair), reasked]

@@ -318,3 +318,68 @@ async def test_a_refusal_without_a_close_of_its_own_counts_as_failed_credentials
             },
             {"type": "websocket.close", "code": 4401, "reason": "Unauthorized"},
         ]
+
+
+@pytest.mark.parametrize("socket", ["rest", "graphql"])
+async def test_a_url_token_refused_without_a_close_leaves_a_working_public_socket(socket: str, roles: Any) -> None:
+    class RefusingRest(RestConsumer):
+        async def authorize(self, identity: Identity) -> RealtimeError | None:
+            return NotNow()
+
+    class RefusingGraphQL(GraphQLConsumer):
+        async def authorize(self, identity: Identity) -> RealtimeError | None:
+            return NotNow()
+
+    with realtime(REST_AUTH="public", GRAPHQL_AUTH="public"):
+        if socket == "rest":
+            comm = WebsocketCommunicator(RefusingRest.as_asgi(), f"/websockets?access_token={roles.editor}")
+            assert (await comm.connect())[0]
+            assert await comm.receive_json_from(timeout=3) == {
+                "type": "auth",
+                "status": "error",
+                "error": {"code": "AUTH_FAILED", "message": "Not now."},
+            }
+            # Open, with the public role: the public role reads products, not customers.
+            await comm.send_json_to({"type": "items", "action": "read", "collection": "products", "uid": 1})
+            assert await comm.receive_json_from(timeout=3) == {"type": "items", "data": [], "uid": 1}
+            await comm.send_json_to({"type": "items", "action": "read", "collection": "customers", "uid": 2})
+            assert (await comm.receive_json_from(timeout=3))["error"]["code"] == "FORBIDDEN"
+        else:
+            comm = graphql_socket(RefusingGraphQL, f"/graphql?access_token={roles.editor}")
+            assert (await comm.connect())[0]
+            await comm.send_json_to({"type": "connection_init", "payload": {}})
+            assert await comm.receive_json_from(timeout=3) == {"type": "connection_ack"}
+            for name, allowed in (("products", True), ("customers", False)):  # the public role, not the editor
+                query = f"{{ {name}(limit: 1) {{ id }} }}"
+                await comm.send_json_to({"id": name, "type": "subscribe", "payload": {"query": query}})
+                reply = await comm.receive_json_from(timeout=3)
+                assert (reply["payload"].get("data") == {name: []}) is allowed, reply
+                assert await comm.receive_json_from(timeout=3) == {"id": name, "type": "complete"}
+        await comm.disconnect()
+
+
+async def test_a_rights_change_committed_during_a_login_is_not_missed(
+    roles: Any, app_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channels.db import database_sync_to_async
+
+    from realtime_auth.models import User
+
+    real = mixin.authenticate
+
+    def demote() -> None:
+        admin = User.objects.get(email=ADMIN["email"])
+        admin.is_superuser = False
+        admin.save()
+
+    async def authenticate(credentials: Any) -> Any:
+        result = await real(credentials)  # the admin, read as a superuser ...
+        await database_sync_to_async(demote)()  # ... demoted (committed) before the socket listens for changes
+        return result
+
+    monkeypatch.setattr(mixin, "authenticate", authenticate)
+    with realtime(LOGS_AUTH="handshake"):
+        comm = WebsocketCommunicator(LogsConsumer.as_asgi(), "/websockets/logs")
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "auth", **ADMIN, "uid": "a"})
+        assert await outputs_until_close(comm) == [{**UNAUTHORIZED, "uid": "a"}, CLOSED_4403]
