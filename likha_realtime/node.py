@@ -77,8 +77,12 @@ class ProcessChannel:
                 await asyncio.sleep(RECEIVE_RETRY_SECONDS)
                 continue
             handler = self.handlers.get(message.get("type", ""))
-            if handler is not None:
+            if handler is None:
+                continue
+            try:
                 handler(message)
+            except Exception:  # one malformed message must not stop this process's channel
+                logger.exception("process channel: the handler of a %r message failed", message.get("type"))
 
     async def _refresh(self) -> None:
         while True:

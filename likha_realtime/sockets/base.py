@@ -45,6 +45,19 @@ class RealtimeSocket(RealtimeAuthMixin):
     def encode_json(cls, content: Any) -> str:
         return encode_json(content)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """The ASGI application of one connection: its place under the connection limit is given back however
+        the connection ends, an unexpected error included (``disconnect()`` is not called then)."""
+        try:
+            await super().__call__(scope, receive, send)  # type: ignore[misc]  # the channels consumer's
+        finally:
+            self._uncount()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self.open_connections[self.socket] -= 1
+            self._counted = False
+
     def auth_policy(self) -> tuple[str, float]:
         return socket_auth(self.socket)
 
@@ -72,9 +85,7 @@ class RealtimeSocket(RealtimeAuthMixin):
 
     async def close_socket(self) -> None:
         self._closing = True
-        if self._counted:
-            self.open_connections[self.socket] -= 1
-            self._counted = False
+        self._uncount()
         if hasattr(self, "auth"):
             await self.auth_disconnect()
 

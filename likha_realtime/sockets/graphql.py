@@ -13,7 +13,9 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET
 
 from likha_realtime.access.principal import Principal
+from likha_realtime.conf import realtime_settings
 from likha_realtime.sockets.base import RealtimeSocket
+from likha_realtime.wire.codec import FrameTooLarge, check_size
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode
 
@@ -53,6 +55,18 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if await self.socket_accepted(self._url_identity) and self.principal is None:
             self.principal = await database_sync_to_async(Principal)(self.user)
         return response
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Frames go to strawberry's protocol handler, except once the socket is closing (refused, over its limit,
+        expired: nothing more runs for it) and frames over ``MESSAGE_MAX_BYTES`` (close 4413)."""
+        if self._closing:
+            return
+        try:
+            check_size(text_data, bytes_data, int(realtime_settings.MESSAGE_MAX_BYTES))
+        except FrameTooLarge as error:
+            await self.send_error("server", error)
+            return
+        await super().receive(text_data, bytes_data)
 
     async def disconnect(self, code: int) -> None:
         await self.close_socket()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+from collections import deque
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
@@ -35,6 +37,8 @@ class RestConsumer(JsonSocketConsumer):
         super().__init__(*args, **kwargs)
         self.subscriptions: dict[str, Subscription] = {}
         self.principal: Principal | None = None
+        self._held_frames: deque[tuple[Subscription, str]] = deque()
+        self._release_task: asyncio.Task[None] | None = None
 
     async def on_open(self) -> None:
         if self.principal is None:
@@ -47,12 +51,39 @@ class RestConsumer(JsonSocketConsumer):
         for collection in list(dispatcher.listeners):
             dispatcher.discard(collection, self)
         self.subscriptions.clear()
+        self._held_frames.clear()
+        if self._release_task is not None:
+            self._release_task.cancel()
 
     def subscriptions_for(self, collection: str) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.collection == collection]
 
     async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
-        await self.send_text(subscription.frame_text(action, data_json))
+        """An event's frame, read under ``subscription``'s plan, goes out only while that plan is still this
+        connection's: a login, expiry or rights change replaces the plans under the auth lock, and a frame read
+        under rights the connection no longer has is dropped. While the lock is held the frame waits (in order)
+        for it on a task of this connection, so the delivery worker never waits for one socket."""
+        frame = subscription.frame_text(action, data_json)
+        if self._held_frames or self._auth_lock.locked():
+            self._held_frames.append((subscription, frame))
+            if self._release_task is None:
+                self._release_task = asyncio.get_running_loop().create_task(self._release_held_frames())
+            return
+        await self._send_if_current(subscription, frame)  # no await before it: the plans cannot change meanwhile
+
+    async def _release_held_frames(self) -> None:
+        try:
+            async with self._auth_lock:
+                while self._held_frames:
+                    await self._send_if_current(*self._held_frames.popleft())
+        finally:
+            self._release_task = None
+            if self._held_frames and not self._closing:  # arrived after the lock was released: go again
+                self._release_task = asyncio.get_running_loop().create_task(self._release_held_frames())
+
+    async def _send_if_current(self, subscription: Subscription, frame: str) -> None:
+        if any(current is subscription for current in self.subscriptions.values()):
+            await self.send_text(frame)
 
     # -- messages ----------------------------------------------------------------------------------------------
 

@@ -32,14 +32,18 @@ class FrameTooLarge(MessageTooLarge):
     pass
 
 
+def check_size(text: str | None, data: bytes | None, max_bytes: int) -> None:
+    """``FrameTooLarge`` for a frame over ``max_bytes`` (a text frame counts its UTF-8 bytes); every socket's limit."""
+    size = len(data) if text is None and data is not None else len(text or "")
+    if size > max_bytes or (text is not None and len(text.encode("utf-8", errors="surrogatepass")) > max_bytes):
+        raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
+
+
 def decode_frame(text: str | None, data: bytes | None, max_bytes: int, known_types: frozenset[str]) -> dict[str, Any]:
     """A JSON object with a known string ``type`` and a valid ``uid``; raises ``FrameError`` otherwise."""
+    check_size(text, data, max_bytes)
     if text is None:
-        if data is not None and len(data) > max_bytes:
-            raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
         raise FrameError("Binary frames are not supported; send JSON text frames.")
-    if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
-        raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
     try:
         message = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:

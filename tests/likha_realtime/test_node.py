@@ -223,3 +223,21 @@ def test_each_event_loop_has_its_own_process_channel() -> None:
 def test_only_a_layer_other_than_the_in_memory_one_crosses_processes(layer: Any, crosses: bool) -> None:
     assert crosses_processes(layer) is crosses
     assert ProcessChannel(layer).crosses_processes is crosses
+
+
+async def test_a_handler_that_fails_on_one_message_does_not_stop_the_channel(
+    layer: CountingLayer, channel: ProcessChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Inbox()
+
+    def picky(message: dict[str, Any]) -> None:
+        int(message["seq"])  # a malformed message (seq: None) raises here
+        events(message)
+
+    channel.on("realtime.event", picky)
+    await channel.join("likha.products")
+    with caplog.at_level(logging.ERROR, logger="likha_realtime.node"):
+        await layer.group_send("likha.products", {"type": "realtime.event", "seq": None})
+        await layer.group_send("likha.products", {"type": "realtime.event", "seq": 2})
+        assert await events.next() == {"type": "realtime.event", "seq": 2}
+    assert "the handler of a 'realtime.event' message failed" in caplog.text

@@ -118,3 +118,43 @@ async def test_refused_sockets_never_count_against_the_limit(socket: str) -> Non
         assert RealtimeSocket.open_connections[socket] == before + 1
         await first.disconnect()
         assert RealtimeSocket.open_connections[socket] == before
+
+
+@pytest.mark.parametrize("socket", ["rest", "logs", "graphql"])
+async def test_an_unexpected_error_while_opening_refuses_and_frees_the_place(
+    socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from realtime_auth import mixin
+
+    async def broken(token: str) -> None:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(mixin, "verify_url_token", broken)
+    path, app, subprotocols = SOCKETS[socket]
+    with limited(socket):
+        before = RealtimeSocket.open_connections[socket]
+        for _ in range(2):
+            comm = WebsocketCommunicator(app(), f"{path}?access_token=x", subprotocols=subprotocols)
+            connected, _ = await comm.connect()
+            assert connected is False  # closed before accept (daphne answers HTTP 403), never a crash
+            await comm.disconnect()
+        assert RealtimeSocket.open_connections[socket] == before
+
+
+async def test_the_graphql_socket_closes_4413_on_a_message_over_the_size_limit() -> None:
+    with limited("graphql", MESSAGE_MAX_BYTES=1024):
+        comm = await opened("graphql")
+        await comm.send_json_to({"type": "connection_init", "payload": {"pad": "x" * 2048}})
+        assert await refusal(comm) == [{"type": "websocket.close", "code": 4413, "reason": "Message Too Large"}]
+        await comm.disconnect()
+
+
+async def test_an_over_limit_graphql_socket_runs_nothing_it_is_sent() -> None:
+    with limited("graphql"):
+        first = await opened("graphql")
+        second = await opened("graphql")
+        await second.send_json_to({"type": "connection_init", "payload": {}})  # may arrive before the close
+        await second.send_json_to({"id": "q", "type": "subscribe", "payload": {"query": "{ products { id } }"}})
+        assert await refusal(second) == [{"type": "websocket.close", "code": 4429, "reason": "Too Many Requests"}]
+        await second.disconnect()
+        await first.disconnect()
