@@ -43,13 +43,18 @@ def install_log_handler() -> bool:
 
 
 def check_realtime_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Every likha_realtime value its kind allows (E001); keys that neither app knows, likely typos (W001)."""
-    from likha_realtime.conf import realtime_settings, unknown_keys
+    """Every likha_realtime value its kind allows (E001), values that fit together (E002); keys that neither
+    app knows, likely typos (W001)."""
+    from likha_realtime.conf import consistency_errors, realtime_settings, unknown_keys
     from realtime_auth.conf import SETTING_NAME
 
     problems: list[checks.CheckMessage] = [
         checks.Error(message, hint=f"Fix the value in settings.{SETTING_NAME}.", id="likha_realtime.E001")
         for message in realtime_settings.errors()
+    ]
+    problems += [
+        checks.Error(message, hint=f"Fix the values in settings.{SETTING_NAME}.", id="likha_realtime.E002")
+        for message in consistency_errors()
     ]
     for key, close in unknown_keys():
         fix = f"Did you mean {close!r}?" if close else "Remove it;"

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from realtime_auth.conf import (
     AUTH_MODES,
+    SETTING_NAME,
     AppSettings,
     Choice,
     Count,
@@ -189,3 +190,27 @@ def unknown_keys() -> list[tuple[str, str | None]]:
     known = [*auth_settings.defaults, *realtime_settings.defaults]
     unknown = [key for key in user_settings() if key not in known]
     return [(key, next(iter(difflib.get_close_matches(str(key), known, n=1)), None)) for key in unknown]
+
+
+def consistency_errors() -> list[str]:
+    """Values each allowed by its kind that do not fit together (checked once every value is valid)."""
+    if realtime_settings.errors():
+        return []
+    problems = []
+    if realtime_settings.QUERY_LIMIT_DEFAULT > realtime_settings.QUERY_LIMIT_MAX:
+        problems.append(
+            f"{SETTING_NAME}['QUERY_LIMIT_DEFAULT'] = {realtime_settings.QUERY_LIMIT_DEFAULT!r} is above "
+            f"{SETTING_NAME}['QUERY_LIMIT_MAX'] = {realtime_settings.QUERY_LIMIT_MAX!r}."
+        )
+    paths: dict[str, str] = {}
+    for socket, keys in SOCKET_KEYS.items():
+        if not socket_enabled(socket):
+            continue
+        path = socket_path(socket)
+        if path in paths:
+            problems.append(
+                f"{SETTING_NAME}[{keys.path!r}] = {path!r} is also the path of the {paths[path]} socket: "
+                "only one of them would be reachable."
+            )
+        paths.setdefault(path, socket)
+    return problems

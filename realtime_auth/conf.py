@@ -21,7 +21,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
-_URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+_URL_PATH = re.compile(r"/[^\s?#]*")  # Django path() routes: converters such as <slug:tenant> too
 
 
 def parse_duration(text: str) -> float | None:
@@ -153,11 +153,11 @@ class Count(Kind):
 
 @dataclass(frozen=True)
 class UrlPath(Kind):
-    """A URL path: starts with '/', no spaces, query or fragment."""
+    """A URL path (a Django ``path()`` route after its leading '/'): no spaces, query or fragment."""
 
     @property
     def allowed(self) -> str:
-        return "a URL path such as /websockets (letters, digits, . _ ~ - /)"
+        return "a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)"
 
     def valid(self, value: Any) -> bool:
         return isinstance(value, str) and _URL_PATH.fullmatch(value) is not None

@@ -113,7 +113,11 @@ def test_one_call_reads_the_variables_of_both_apps() -> None:
         ("QUERY_LIMIT_DEFAULT", "unlimited", "a whole number >= 1"),
         ("WEBSOCKETS_LOGS_CONN_LIMIT", "-1", "a whole number >= 1 or 'unlimited'"),
         ("WEBSOCKETS_ENABLED", "maybe", "true, false, 1, 0, yes, no, on, off"),
-        ("WEBSOCKETS_LOGS_PATH", "ws logs", "a URL path such as /websockets (letters, digits, . _ ~ - /)"),
+        (
+            "WEBSOCKETS_LOGS_PATH",
+            "ws logs",
+            "a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)",
+        ),
         ("WEBSOCKETS_LOGS_LEVEL", "warning", "trace, debug, info, warn, error, fatal"),
         ("WEBSOCKETS_LOGS_STYLE", "fancy", "pretty, raw"),
     ],
@@ -139,7 +143,11 @@ def test_an_invalid_variable_names_itself_and_the_allowed_values(variable: str, 
         ("GRAPHQL_CONN_LIMIT", 0, "a whole number >= 1 or None (unlimited)"),
         ("ENABLED", "yes", "True, False"),
         ("LOGS_ENABLED", 1, "True, False"),
-        ("REST_PATH", "websockets", "a URL path such as /websockets (letters, digits, . _ ~ - /)"),
+        (
+            "REST_PATH",
+            "websockets",
+            "a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)",
+        ),
         ("LOGS_LEVEL", "warning", "trace, debug, info, warn, error, fatal"),
         ("LOGS_STYLE", "fancy", "pretty, raw"),
         ("COLLECTIONS", ["products"], "a dict of collection name -> model"),
@@ -164,7 +172,36 @@ def test_every_invalid_value_is_reported() -> None:
 
 def test_the_values_every_variable_gives_pass_the_check() -> None:
     values = {key: SAMPLES[KINDS[key]][1] for key in ENVIRONMENT.values()}
-    with override_settings(LIKHA_REALTIME={**values, "PUBLIC_ROLE": "Guests", "COLLECTIONS": {}}):
+    paths = {"REST_PATH": "/ws/x", "GRAPHQL_PATH": "/ws/y", "LOGS_PATH": "/ws/z"}  # each socket its own path
+    with override_settings(LIKHA_REALTIME={**values, **paths, "PUBLIC_ROLE": "Guests", "COLLECTIONS": {}}):
+        assert check_realtime_settings() == []
+
+
+def mismatch(message: str) -> checks.Error:
+    return checks.Error(message, hint="Fix the values in settings.LIKHA_REALTIME.", id="likha_realtime.E002")
+
+
+def test_a_default_limit_above_the_maximum_fails_the_check() -> None:
+    with override_settings(LIKHA_REALTIME={"QUERY_LIMIT_DEFAULT": 5000, "QUERY_LIMIT_MAX": 1000}):
+        assert check_realtime_settings() == [
+            mismatch("LIKHA_REALTIME['QUERY_LIMIT_DEFAULT'] = 5000 is above LIKHA_REALTIME['QUERY_LIMIT_MAX'] = 1000.")
+        ]
+
+
+def test_two_enabled_sockets_on_one_path_fail_the_check() -> None:
+    with override_settings(LIKHA_REALTIME={"REST_PATH": "/graphql"}):
+        assert check_realtime_settings() == [
+            mismatch(
+                "LIKHA_REALTIME['GRAPHQL_PATH'] = '/graphql' is also the path of the rest socket: "
+                "only one of them would be reachable."
+            )
+        ]
+    with override_settings(LIKHA_REALTIME={"REST_PATH": "/graphql", "GRAPHQL_ENABLED": False}):
+        assert check_realtime_settings() == []
+
+
+def test_socket_paths_may_use_django_path_converters() -> None:
+    with override_settings(LIKHA_REALTIME={"REST_PATH": "/t/<slug:tenant>/ws"}):
         assert check_realtime_settings() == []
 
 

@@ -79,8 +79,8 @@ def test_kinds_parse_environment_texts(kind: Kind, text: str, value: Any) -> Non
         (Count(1, unlimited=True), "-1", "a whole number >= 1 or 'unlimited'"),
         (Count(1024), "1023", "a whole number >= 1024"),
         (Count(1024), "1.5e3", "a whole number >= 1024"),
-        (UrlPath(), "ws", "a URL path such as /websockets (letters, digits, . _ ~ - /)"),
-        (UrlPath(), "/ws?x=1", "a URL path such as /websockets (letters, digits, . _ ~ - /)"),
+        (UrlPath(), "ws", "a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)"),
+        (UrlPath(), "/ws?x=1", "a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)"),
     ],
 )
 def test_an_invalid_text_names_the_variable_and_the_allowed_texts(kind: Kind, text: str, allowed: str) -> None:
@@ -112,7 +112,7 @@ def test_dicts_are_set_in_python_only() -> None:
             UrlPath(),
             ["/", "/ws/live"],
             ["ws", "/a b", "/ws#x", 3],
-            "a URL path such as /websockets (letters, digits, . _ ~ - /)",
+            "a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)",
         ),
         (Text(), ["", "Public"], [None, 3], "a string"),
         (Dict(of="name -> model"), [{}, {"a": "b.C"}], [[], None], "a dict of name -> model"),

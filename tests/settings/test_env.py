@@ -168,5 +168,6 @@ def test_socket_paths_must_be_url_paths() -> None:
     with pytest.raises(EnvError) as error:
         Env({"P": "ws"}).path("P", "/websockets")
     assert (
-        str(error.value) == "P='ws' is invalid; allowed: a URL path such as /websockets (letters, digits, . _ ~ - /)."
+        str(error.value)
+        == "P='ws' is invalid; allowed: a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)."
     )
