@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from realtime_auth import revocation
 from realtime_auth.tokens import revoke_user
@@ -58,14 +58,27 @@ def _after_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def _membership_changed(sender: Any, instance: Any, action: str, pk_set: Any, reverse: bool, **kwargs: Any) -> None:
+    if isinstance(instance, Group) and action == "pre_clear":  # group.user_set.clear(): who was in it, first
+        instance._likha_members = _members(instance)  # type: ignore[attr-defined]  # kept until post_clear
+        return
     if not action.startswith("post_"):
         return
     user_model = get_user_model()
     if isinstance(instance, user_model):  # user.groups / user.user_permissions changed
         revocation.reload_users([instance.pk])
     elif isinstance(instance, Group):  # group.permissions changed, or group.user_set changed
-        members = set(instance.user_set.values_list("pk", flat=True)) | (set(pk_set or ()) if reverse else set())
-        revocation.reload_users(members)
+        cleared: set[Any] = getattr(instance, "_likha_members", set())
+        instance._likha_members = set()  # type: ignore[attr-defined]  # kept until post_clear
+        revocation.reload_users(_members(instance) | (set(pk_set or ()) if reverse else set()) | cleared)
+
+
+def _members(group: Group) -> set[Any]:
+    return set(group.user_set.values_list("pk", flat=True))
+
+
+def _group_deleted(sender: Any, instance: Group, **kwargs: Any) -> None:
+    """A deleted group's members lose its permissions (the cascade sends no ``m2m_changed``)."""
+    revocation.reload_users(_members(instance))
 
 
 def connect_signals() -> None:
@@ -73,5 +86,6 @@ def connect_signals() -> None:
     pre_save.connect(_remember_credentials, sender=user_model, dispatch_uid="likha_revoke_pre")
     post_save.connect(_after_save, sender=user_model, dispatch_uid="likha_revoke_post")
     post_delete.connect(_after_delete, sender=user_model, dispatch_uid="likha_revoke_delete")
+    pre_delete.connect(_group_deleted, sender=Group, dispatch_uid="likha_reload_group_delete")
     for through in (user_model.groups.through, user_model.user_permissions.through, Group.permissions.through):
         m2m_changed.connect(_membership_changed, sender=through, dispatch_uid=f"likha_reload_{through.__name__}")

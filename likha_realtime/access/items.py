@@ -193,7 +193,7 @@ DELETE_NEEDS_SELECTOR = "Either 'ids', 'id' or 'query' is required for a DELETE 
 def items_reply(principal: Principal, message: dict[str, Any]) -> dict[str, Any]:
     """The reply frame (without uid) for an ``items`` message; raises coded errors (sync: uses the DB)."""
     action = message.get("action")
-    if action not in ACTION_PERMS:
+    if not isinstance(action, str) or action not in ACTION_PERMS:
         raise InvalidPayload('Validation error: "action" must be one of "create", "read", "update", "delete".')
     if not isinstance(message.get("collection"), str):
         raise InvalidPayload('Validation error: "collection" must be a non-empty string.')

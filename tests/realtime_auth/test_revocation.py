@@ -335,6 +335,8 @@ def join_viewers(user: User, editors: Group, permission: Permission) -> None:
         pytest.param(lambda user, editors, perm: user.groups.remove(editors), id="user.groups.remove"),
         pytest.param(lambda user, editors, perm: user.groups.clear(), id="user.groups.clear"),
         pytest.param(lambda user, editors, perm: editors.user_set.remove(user), id="group.user_set.remove"),
+        pytest.param(lambda user, editors, perm: editors.user_set.clear(), id="group.user_set.clear"),
+        pytest.param(lambda user, editors, perm: editors.delete(), id="group deleted"),
         pytest.param(lambda user, editors, perm: user.user_permissions.add(perm), id="user.user_permissions.add"),
     ],
 )

@@ -308,6 +308,11 @@ MALFORMED = [
         id="no-action",
     ),
     pytest.param(
+        {"type": "items", "action": ["read"], "collection": "products"},
+        'Validation error: "action" must be one of "create", "read", "update", "delete".',
+        id="action-not-a-string",
+    ),
+    pytest.param(
         items("upsert"), 'Validation error: "action" must be one of "create", "read", "update", "delete".', id="action"
     ),
     pytest.param(
