@@ -106,7 +106,29 @@ def _filter(value: Any) -> dict[str, Any] | None:
         copied = json.loads(json.dumps(value, allow_nan=False), parse_constant=_reject_constant)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidQuery('"filter" must hold only JSON values (no NaN or Infinity).') from exc
+    if not _usable_text(copied):
+        raise InvalidQuery('"filter" holds text that no database can take (a NUL character or a lone surrogate).')
     return copied or None
+
+
+def _usable_text(value: Any) -> bool:
+    """Whether every string in ``value`` (keys too) is text a database can compare: UTF-8, without NUL."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def _reject_constant(name: str) -> Any:

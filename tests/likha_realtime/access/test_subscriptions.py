@@ -376,6 +376,16 @@ INVALID_QUERIES = [
         'Unknown query parameter "colour"; expected one of fields, filter, sort, limit, offset, page, meta.',
         id="unknown-key",
     ),
+    pytest.param(
+        {"filter": {"name": {"_eq": "\ud800"}}},
+        '"filter" holds text that no database can take (a NUL character or a lone surrogate).',
+        id="lone-surrogate",
+    ),
+    pytest.param(
+        {"filter": {"name": {"_starts_with": "\x00"}}},
+        '"filter" holds text that no database can take (a NUL character or a lone surrogate).',
+        id="nul",
+    ),
 ]
 
 

@@ -496,3 +496,15 @@ async def test_an_http_patch_of_keys_is_one_event(roles: Roles) -> None:
     deleted = await watcher.receive_json_from(timeout=3)
     assert sorted(deleted["data"]) == sorted(keys.values())
     await watcher.disconnect()
+
+
+@pytest.mark.parametrize("text", ["\\ud800", "\\u0000"], ids=["lone-surrogate", "nul"])
+def test_bad_text_in_a_filter_is_a_400_with_the_envelope(admin: Api, text: str) -> None:
+    status, body = admin.call("get", "/items/products", filter=f'{{"name":{{"_eq":"{text}"}}}}')
+    assert (status, body) == (
+        400,
+        errors(
+            "INVALID_QUERY",
+            '"filter" holds text that no database can take (a NUL character or a lone surrogate).',
+        ),
+    )

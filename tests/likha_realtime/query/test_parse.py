@@ -199,3 +199,28 @@ def test_queries_with_different_limits_have_different_cache_keys() -> None:
 )
 def test_an_invalid_query_is_refused_with_a_message_naming_the_key_and_what_it_expects(raw: Any, message: str) -> None:
     assert error(raw) == message
+
+
+BAD_TEXT = "holds text that no database can take (a NUL character or a lone surrogate)."
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": {"_eq": "\ud800"}},
+        {"name": {"_eq": "a\x00b"}},
+        {"name": {"_in": ["ok", "\udfff"]}},
+        {"_or": [{"name": {"_contains": "\x00"}}]},
+        {"na\ud800me": {"_eq": "x"}},
+        '{"name":{"_eq":"\\ud800"}}',
+    ],
+    ids=["surrogate", "nul", "surrogate-in-list", "nul-nested", "surrogate-in-key", "surrogate-in-json-text"],
+)
+def test_text_no_database_can_take_is_an_invalid_query(bad: Any) -> None:
+    with pytest.raises(InvalidQuery) as error:
+        parse({"filter": bad})
+    assert error.value.message == f'"filter" {BAD_TEXT}'
+
+
+def test_ordinary_unicode_in_a_filter_is_kept() -> None:
+    assert parse({"filter": {"name": {"_eq": "Ünïcödé ✓ 𝄞"}}}).filter == {"name": {"_eq": "Ünïcödé ✓ 𝄞"}}
