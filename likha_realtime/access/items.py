@@ -14,6 +14,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from likha_realtime.access import reads
+from likha_realtime.access.changes import track_changes
 from likha_realtime.access.collections import registry
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
@@ -71,6 +72,7 @@ class Items:
     def update(self, keys: list[Any], data: Any, many: bool) -> dict[str, Any] | list[dict[str, Any]]:
         with transaction.atomic():
             for instance in self._visible(keys, lock=True):
+                track_changes(instance)  # its event names the fields this write changed
                 self._save(instance, data)
         return self.read_many(keys) if many else self.read_one(keys[0])
 
@@ -127,12 +129,13 @@ class Items:
 
     def _assign(self, instance: models.Model, name: Any, value: Any) -> None:
         field = self.collection.model_field(name) if isinstance(name, str) else None
-        if field is None:
-            raise InvalidPayload(f'Unknown field "{name}" in collection "{self.collection.name}".')
+        if field is None or field.name not in self.principal.readable(self.collection):
+            # Readability before anything else about the field: a hidden one is refused as an absent one.
+            if self.principal.is_superuser:
+                raise InvalidPayload(f'Unknown field "{name}" in collection "{self.collection.name}".')
+            raise reads.field_forbidden(self.collection, str(name))
         if field.primary_key or not field.editable:
             raise InvalidPayload(f'Field "{name}" is read-only.')
-        if field.name not in self.principal.readable(self.collection):
-            raise reads.field_forbidden(self.collection, field.name)
         if field.is_relation and field.many_to_one:
             value = self._related_key(field, value)
             setattr(instance, field.attname, value)

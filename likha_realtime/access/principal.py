@@ -56,15 +56,6 @@ class Principal:
             self._readable[collection.name] = frozenset(names)
         return self._readable[collection.name]
 
-    def signature(self, collection: Collection) -> tuple[Any, ...]:
-        """Equal for principals whose reads of ``collection`` are identical (batching of event re-reads)."""
-        row_q = self.row_q(collection)
-        return (
-            self.has_perm(collection, "view"),
-            None if row_q is None else repr(row_q),
-            tuple(sorted(self.readable(collection))),
-        )
-
 
 def _public_permissions() -> frozenset[str]:
     group = Group.objects.filter(name=auth_settings.PUBLIC_ROLE).first()

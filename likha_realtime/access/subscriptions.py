@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from likha_realtime.access import reads
+from likha_realtime.access import reads, sharing
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
 from likha_realtime.query import parse_query
@@ -23,7 +24,9 @@ class Subscription:
     item: Any  # one row's key, as the primary key's Python value (matched as a string)
     plan: reads.ReadPlan | None  # None while the connection's rights cannot read it (suspended)
     # Subscriptions with equal batch keys receive identical data for every event: one re-read serves them all.
-    batch_key: tuple[Any, ...] = ()
+    batch_key: Hashable = ()
+    # The fields whose change this subscription hears of in an update (``None``: any change), see ``sharing``.
+    watched: frozenset[str] | None = None
 
     @property
     def item_key(self) -> str | None:
@@ -33,6 +36,13 @@ class Subscription:
         if self.plan is None or (self.event is not None and self.event != action):
             return False
         return self.item is None or self.item_key in {str(key) for key in keys}
+
+    def hears(self, action: str, changed: frozenset[str] | None) -> bool:
+        """Whether an update that changed the fields ``changed`` (``None``: unknown) concerns this subscription:
+        one that changed only fields it neither shows nor tests sends it nothing (PROTOCOL §5)."""
+        if action != "update" or changed is None or self.watched is None:
+            return True
+        return not self.watched.isdisjoint(changed)
 
     def frame_text(self, event: str, data_json: str) -> str:
         """The event frame as JSON text around already encoded ``data`` (encoded once for a whole batch)."""
@@ -83,9 +93,10 @@ def subscribe(principal: Principal, message: dict[str, Any]) -> tuple[Subscripti
 
 def with_plan(subscription: Subscription, plan: reads.ReadPlan | None) -> Subscription:
     if plan is None:
-        return replace(subscription, plan=None, batch_key=())
-    signature = plan.principal.signature(plan.collection)  # sync: may read permissions
-    return replace(subscription, plan=plan, batch_key=(signature, plan.query.cache_key(), subscription.item_key))
+        return replace(subscription, plan=None, batch_key=(), watched=None)
+    watched = sharing.watched_fields(plan)
+    key = (sharing.plan_key(plan), subscription.item_key, watched)  # sync: compiles the plan's SQL
+    return replace(subscription, plan=plan, batch_key=key, watched=watched)
 
 
 def plan_for(principal: Principal, collection_name: str, raw_query: Any) -> reads.ReadPlan:

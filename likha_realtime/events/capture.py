@@ -19,6 +19,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_delete
 
+from likha_realtime.access.changes import changed_fields
 from likha_realtime.access.collections import Collection, registry
 from likha_realtime.events.model import Event
 from likha_realtime.events.transport import publish_events
@@ -96,12 +97,24 @@ def _keep_flush_last(connection: BaseDatabaseWrapper) -> None:
 
 
 def _on_save(
-    sender: type[Model], instance: Model, created: bool, raw: bool = False, using: str = DEFAULT_DB_ALIAS, **kwargs: Any
+    sender: type[Model],
+    instance: Model,
+    created: bool,
+    raw: bool = False,
+    using: str = DEFAULT_DB_ALIAS,
+    update_fields: Iterable[str] | None = None,
+    **kwargs: Any,
 ) -> None:
     collection = registry.for_model(sender)
     if collection is None or raw:
+        instance.__dict__.pop("_likha_before", None)
         return
-    record(Event(collection.name, "create" if created else "update", (instance.pk,)), using)
+    if created:
+        instance.__dict__.pop("_likha_before", None)
+        record(Event(collection.name, "create", (instance.pk,)), using)
+        return
+    fields = changed_fields(instance, update_fields)
+    record(Event(collection.name, "update", (instance.pk,), fields=fields), using)
 
 
 def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:
@@ -131,6 +144,7 @@ def publish(
     keys: Iterable[Any],
     *,
     using: str = DEFAULT_DB_ALIAS,
+    fields: Iterable[str] | None = None,
 ) -> None:
     """Announce ``action`` (create, update, delete) on the rows ``keys`` of a registered collection or model.
 
@@ -142,8 +156,12 @@ def publish(
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
     keys = tuple(keys)
+    changed = None
+    if fields is not None and action == "update":
+        options = collection.model._meta
+        changed = frozenset(options.get_field(name).name for name in fields)  # FieldDoesNotExist: a typo, loudly
     if keys:
-        record(Event(collection.name, action, keys), using)
+        record(Event(collection.name, action, keys, fields=changed), using)
 
 
 def _collection(target: str | type[Model] | Collection) -> Collection:

@@ -1,4 +1,4 @@
-"""Delivering one event to this process's subscribers: one re-read per batch of equal rights and query."""
+"""Delivering one event to this process's subscribers: one re-read per batch of equal reads (``sharing``)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def batches(
     grouped: dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]] = defaultdict(list)
     for subscriber in subscribers:
         for subscription in subscriber.subscriptions_for(event.collection):
-            if subscription.wants(event.action, event.keys):
+            if subscription.wants(event.action, event.keys) and subscription.hears(event.action, event.fields):
                 grouped[subscription.batch_key].append((subscriber, subscription))
     return grouped
 

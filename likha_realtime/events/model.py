@@ -30,9 +30,12 @@ class Event:
     action: str  # create | update | delete
     keys: tuple[Any, ...]
     snapshots: tuple[dict[str, Any], ...] = ()  # delete only: each row as it was, aligned with ``keys``
+    # update only: the names of the fields the write changed, when known (``None``: not known, maybe any)
+    fields: frozenset[str] | None = None
 
     def merge(self, other: Event) -> Event:
-        return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots)
+        fields = None if self.fields is None or other.fields is None else self.fields | other.fields
+        return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots, fields)
 
     def to_message(self) -> dict[str, Any]:
         """Channel-layer payload (msgpack carries no Decimal or datetime: values travel as JSON text)."""
@@ -41,6 +44,7 @@ class Event:
             "action": self.action,
             "keys": json.dumps(list(self.keys), cls=ExactEncoder),
             "snapshots": json.dumps(list(self.snapshots), cls=ExactEncoder),
+            "fields": None if self.fields is None else sorted(self.fields),
         }
 
     @classmethod
@@ -48,7 +52,9 @@ class Event:
         pk_field = model._meta.pk
         keys = tuple(pk_field.to_python(key) for key in json.loads(message["keys"]))
         snapshots = tuple(retype(model, row) for row in json.loads(message["snapshots"]))
-        return cls(message["collection"], message["action"], keys, snapshots)
+        fields = message.get("fields")
+        changed = frozenset(str(name) for name in fields) if isinstance(fields, list) else None
+        return cls(message["collection"], message["action"], keys, snapshots, changed)
 
 
 @overload

@@ -205,10 +205,10 @@ async def test_an_item_subscription_hears_its_row_within_a_multi_row_event(roles
     keys = await run_db(make, ("A-1", "3.00"), ("A-2", "4.00"), ("A-3", "5.00"))
     watcher = await open_socket(roles.path("public"))
     writer = await open_socket(roles.path("editor"))
-    await subscribe(watcher, item=str(keys["A-2"]), query={"fields": ["sku"]}, uid="i")
+    await subscribe(watcher, item=str(keys["A-2"]), query={"fields": ["sku", "name"]}, uid="i")
     message = {"type": "items", "action": "update", "collection": "products", "ids": list(keys.values())}
     await ask(writer, {**message, "data": {"name": "Same"}, "query": {"fields": ["id"]}})
-    assert await next_frame(watcher) == event("update", {"sku": "A-2"}, uid="i")
+    assert await next_frame(watcher) == event("update", {"sku": "A-2", "name": "Same"}, uid="i")
     await watcher.disconnect()
     await writer.disconnect()
 

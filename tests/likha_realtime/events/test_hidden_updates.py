@@ -1,0 +1,192 @@
+"""An update that changed only fields a subscriber neither sees nor tests sends it nothing (PROTOCOL §5 [ours]).
+
+Each "nothing" is proven by order, not by waiting: a later write that the subscriber does see must be the next frame.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+
+from erp_demo.models import Customer, Product, SalesOrder
+from likha_realtime.access.changes import changed_fields, track_changes
+from likha_realtime.events import capture
+from likha_realtime.events.model import Event
+from realtime_auth import tokens
+from realtime_auth.models import User
+from tests.likha_realtime.support import Roles, ask, event, next_frame, open_socket, run_db
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
+
+
+def finance_token() -> str:
+    finance = User.objects.create_user("finance@example.com", "pw")
+    finance.groups.set(Group.objects.filter(name="Editors"))
+    finance.user_permissions.set(Permission.objects.filter(codename="change_customer"))
+    return tokens.issue_pair(finance).access
+
+
+def make_customer() -> int:
+    return Customer.objects.create(name="Acme", email="acme@example.com", credit_limit=Decimal("100.00")).pk
+
+
+async def items_update(socket: Any, collection: str, key: int, data: dict[str, Any]) -> None:
+    reply = await ask(
+        socket, {"type": "items", "action": "update", "collection": collection, "id": key, "data": data, "uid": "w"}
+    )
+    assert reply["type"] == "items" and "status" not in reply, reply
+
+
+async def test_a_change_of_a_hidden_field_only_reaches_those_who_see_it(roles: Roles) -> None:
+    key = await run_db(make_customer)
+    editor = await open_socket(roles.path("editor"))
+    finance = await open_socket(f"/websockets?access_token={await run_db(finance_token)}")
+    admin = await open_socket(roles.path("admin"))
+    for socket in (editor, finance):
+        await ask(socket, {"type": "subscribe", "collection": "customers", "query": {"fields": ["*"]}, "uid": "c"})
+
+    await items_update(admin, "customers", key, {"credit_limit": "2500.00"})
+    await items_update(admin, "customers", key, {"name": "Acme Ltd"})
+
+    seen_by_finance = [await next_frame(finance), await next_frame(finance)]
+    assert [frame["data"][0]["credit_limit"] for frame in seen_by_finance] == ["2500.00", "2500.00"]
+    assert [frame["data"][0]["name"] for frame in seen_by_finance] == ["Acme", "Acme Ltd"]
+    frame = await next_frame(editor)  # the credit limit's change never came: the name's is the first
+    assert frame == event(
+        "update",
+        [{"id": key, "name": "Acme Ltd", "email": "acme@example.com", "created": frame["data"][0]["created"]}],
+        uid="c",
+    )
+    for socket in (editor, finance, admin):
+        await socket.disconnect()
+
+
+async def test_a_hidden_field_that_a_row_rule_tests_still_counts(roles: Roles) -> None:
+    # The editor's row rule on sales orders tests status (drafts are hidden): a status change may bring a row into
+    # view, so it is announced even to a subscription that does not show the status.
+    def make_order() -> int:
+        return SalesOrder.objects.create(customer_id=make_customer(), status="draft").pk
+
+    key = await run_db(make_order)
+    editor = await open_socket(roles.path("editor"))
+    admin = await open_socket(roles.path("admin"))
+    await ask(editor, {"type": "subscribe", "collection": "sales_orders", "query": {"fields": ["id"]}, "uid": "o"})
+
+    await items_update(admin, "sales_orders", key, {"status": "confirmed"})
+
+    assert await next_frame(editor) == event("update", [{"id": key}], uid="o")
+    for socket in (editor, admin):
+        await socket.disconnect()
+
+
+async def test_a_filter_on_a_field_counts_as_seeing_it(roles: Roles) -> None:
+    def make_product() -> int:
+        return Product.objects.create(sku="H-1", name="Hinge", price=Decimal("1.00"), stock=5).pk
+
+    key = await run_db(make_product)
+    editor = await open_socket(roles.path("editor"))
+    admin = await open_socket(roles.path("admin"))
+    query = {"fields": ["sku"], "filter": {"stock": {"_gt": 3}}}
+    await ask(editor, {"type": "subscribe", "collection": "products", "query": query, "uid": "p"})
+
+    await items_update(admin, "products", key, {"stock": 10})
+
+    assert await next_frame(editor) == event("update", [{"sku": "H-1"}], uid="p")
+    for socket in (editor, admin):
+        await socket.disconnect()
+
+
+async def test_a_plain_orm_save_may_have_changed_anything_and_is_announced(roles: Roles) -> None:
+    key = await run_db(make_customer)
+    editor = await open_socket(roles.path("editor"))
+    await ask(editor, {"type": "subscribe", "collection": "customers", "query": {"fields": ["name"]}, "uid": "c"})
+
+    def raise_limit() -> None:
+        customer = Customer.objects.get(pk=key)
+        customer.credit_limit = Decimal("900.00")
+        customer.save()  # no track_changes(), no update_fields: which fields changed is not known
+
+    await run_db(raise_limit)
+
+    assert await next_frame(editor) == event("update", [{"name": "Acme"}], uid="c")
+    await editor.disconnect()
+
+
+# -- which fields a save changed -------------------------------------------------------------------------------
+
+
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    events: list[Event] = []
+    monkeypatch.setattr(capture, "publish_events", events.extend)
+    return events
+
+
+def test_a_tracked_save_names_the_fields_whose_values_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = captured(monkeypatch)
+    customer = Customer.objects.get(pk=make_customer())
+    track_changes(customer)
+    customer.credit_limit = Decimal("7.00")
+    customer.name = "Acme"  # the same value: not a change
+    customer.save()
+
+    assert events[-1] == Event("customers", "update", (customer.pk,), fields=frozenset({"credit_limit"}))
+
+
+def test_what_a_save_method_changes_besides_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = captured(monkeypatch)
+    product = Product.objects.create(sku="S-1", name="Shelf", price=Decimal("1.00"))
+    track_changes(product)
+    product.stock = 3
+    product.save()  # auto_now sets "updated" during the save
+
+    assert events[-1].fields == {"stock", "updated"}
+
+
+def test_update_fields_name_the_fields_and_narrow_a_tracked_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = captured(monkeypatch)
+    product = Product.objects.create(sku="S-1", name="Shelf", price=Decimal("1.00"))
+    product.stock = 3
+    product.save(update_fields=["stock"])
+    assert events[-1].fields == frozenset({"stock"})  # untracked: the names the save wrote
+
+    track_changes(product)
+    product.name, product.stock = "Other", 4
+    product.save(update_fields=["stock"])  # the name is not written
+    assert events[-1].fields == frozenset({"stock"})
+
+
+def test_a_relation_is_named_by_its_field_name_not_its_column() -> None:
+    order = SalesOrder.objects.create(customer_id=make_customer())
+    other = Customer.objects.create(name="B", email="b@example.com").pk
+    order.customer_id = other
+
+    assert changed_fields(order, ["customer_id"]) == frozenset({"customer"})
+
+
+def test_changes_merge_and_unknown_wins() -> None:
+    known = Event("products", "update", (1,), fields=frozenset({"a"}))
+    other = Event("products", "update", (2,), fields=frozenset({"b"}))
+
+    assert known.merge(other).fields == {"a", "b"}
+    assert known.merge(Event("products", "update", (3,))).fields is None
+
+
+def test_changed_fields_travel_in_the_channel_message() -> None:
+    sent = Event("products", "update", (1,), fields=frozenset({"stock", "name"}))
+
+    message = sent.to_message()
+    assert message["fields"] == ["name", "stock"]
+    assert Event.from_message(message, Product) == sent
+    assert Event.from_message(Event("products", "update", (1,)).to_message(), Product).fields is None
+
+
+def test_publish_can_name_the_changed_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = captured(monkeypatch)
+    capture.publish("products", "update", [1], fields=["stock"])
+
+    assert events == [Event("products", "update", (1,), fields=frozenset({"stock"}))]
+    with pytest.raises(Exception, match="nope"):
+        capture.publish("products", "update", [1], fields=["nope"])
