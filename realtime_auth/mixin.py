@@ -24,7 +24,7 @@ from realtime_auth.credentials import (
     verify_url_token,
 )
 from realtime_auth.errors import AuthError, TokenExpired
-from realtime_auth.revocation import groups_for
+from realtime_auth.revocation import PUBLIC_GROUP, groups_for
 from realtime_auth.session import AuthSession, Identity, Verdict
 from realtime_auth.wire import CloseCode, RealtimeError, error_frame, valid_uid, with_uid
 
@@ -112,6 +112,7 @@ class RealtimeAuthMixin:
             self.auth.start(None)
             self._publish_user()
             self._arm_auth_timer()
+            await self._join_auth_groups(groups_for(None))  # the public role's rights may change
             return True
         async with self._auth_lock:
             await self._login(_verified(identity), None)
@@ -152,8 +153,10 @@ class RealtimeAuthMixin:
         are valid (the logs socket refuses non-admins); ``None`` accepts it. Runs on every way of logging in."""
         return None
 
-    async def on_identity_changed(self, previous: Any) -> None:
-        """Hook: the user or role changed (auth, failure, expiry, revocation). ``previous`` is the old user."""
+    async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
+        """Hook: the user or role changed (auth, failure, expiry, revocation), or its rights did
+        (``rights_changed``: the same user or the public role, re-read after a change of groups or permissions).
+        ``previous`` is the old user."""
 
     async def auth_revoke(self, message: Mapping[str, Any]) -> None:
         """Channel-layer ``auth.revoke``: this socket's session or user was revoked on some server process."""
@@ -164,9 +167,14 @@ class RealtimeAuthMixin:
     async def auth_reload(self, message: Mapping[str, Any]) -> None:
         """Channel-layer ``auth.reload``: the user's rights changed (groups, permissions, superuser). The identity
         is adopted again as it is now, through ``authorize()`` like a login."""
-        if message.get("group") not in self._auth_groups:
+        group = message.get("group")
+        if group not in self._auth_groups:
             return
         async with self._auth_lock:
+            if group == PUBLIC_GROUP:  # the public role's rights: only a socket still in that role re-reads them
+                if self.identity is None and not self._closing:
+                    await self._identity_changed(self.user, force=True)
+                return
             identity = self.auth.identity
             if identity is None or self.auth.user is None:
                 return
@@ -280,7 +288,7 @@ class RealtimeAuthMixin:
         self._arm_auth_timer()
         await self._join_auth_groups(groups_for(self.identity))
         if force or previous != self.user:
-            await self.on_identity_changed(previous)
+            await self.on_identity_changed(previous, rights_changed=force)
 
     async def _join_auth_groups(self, wanted: set[str]) -> None:
         layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]  # from the consumer

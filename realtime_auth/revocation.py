@@ -2,7 +2,9 @@
 
 Each authenticated socket joins two channel-layer groups, one for its login session (the ``sid`` claim) and one
 for its user; a revocation is one ``group_send`` of ``auth.revoke`` to the matching group, sent after commit, and a
-change of rights one ``auth.reload``. ``realtime_auth.signals`` decides when; this module only says how.
+change of rights one ``auth.reload``. Sockets in the public role join the public role's group, which hears an
+``auth.reload`` when the public role's rights (its group's permissions) change. ``realtime_auth.signals``
+decides when; this module only says how.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ def user_group(user_id: Any) -> str:
     return f"likha.auth.user.{user_id}"
 
 
+PUBLIC_GROUP = "likha.auth.public"
+
+
 def groups_for(identity: Identity | None) -> set[str]:
+    """The groups of a socket holding ``identity`` (``None``: the public role)."""
     if identity is None:
-        return set()
+        return {PUBLIC_GROUP}
     groups = {user_group(identity.user.pk)}
     if identity.session_id:
         groups.add(session_group(identity.session_id))
@@ -64,3 +70,8 @@ def reload_users(user_ids: Any) -> None:
             broadcast(group, RELOAD_MESSAGE)
 
     transaction.on_commit(send)
+
+
+def reload_public() -> None:
+    """The public role's rights changed: sockets in that role re-read them after commit."""
+    transaction.on_commit(lambda: broadcast(PUBLIC_GROUP, RELOAD_MESSAGE))

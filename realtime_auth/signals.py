@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from realtime_auth import revocation
+from realtime_auth.conf import auth_settings
 from realtime_auth.tokens import revoke_user
 
 logger = logging.getLogger(__name__)
@@ -58,27 +59,73 @@ def _after_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def _membership_changed(sender: Any, instance: Any, action: str, pk_set: Any, reverse: bool, **kwargs: Any) -> None:
-    if isinstance(instance, Group) and action == "pre_clear":  # group.user_set.clear(): who was in it, first
-        instance._likha_members = _members(instance)  # type: ignore[attr-defined]  # kept until post_clear
+    """A change of who is in a group or of who holds a permission, from either side of the relation."""
+    if action == "pre_clear":  # x.related.clear() names no keys afterwards: remember who is affected, first
+        instance._likha_cleared = _related_keys(sender, instance)
         return
     if not action.startswith("post_"):
         return
+    keys: set[Any] = set(pk_set or ()) | instance.__dict__.pop("_likha_cleared", set())
     user_model = get_user_model()
     if isinstance(instance, user_model):  # user.groups / user.user_permissions changed
         revocation.reload_users([instance.pk])
     elif isinstance(instance, Group):  # group.permissions changed, or group.user_set changed
-        cleared: set[Any] = getattr(instance, "_likha_members", set())
-        instance._likha_members = set()  # type: ignore[attr-defined]  # kept until post_clear
-        revocation.reload_users(_members(instance) | (set(pk_set or ()) if reverse else set()) | cleared)
+        if sender is Group.permissions.through and _is_public(instance):
+            revocation.reload_public()
+        revocation.reload_users(_members(instance) | (keys if sender is user_model.groups.through else set()))
+    elif isinstance(instance, Permission):  # permission.group_set / permission.user_set changed
+        if sender is Group.permissions.through:
+            groups = Group.objects.filter(pk__in=keys)
+            if any(_is_public(group) for group in groups):
+                revocation.reload_public()
+            members = user_model._default_manager.filter(groups__in=groups).values_list("pk", flat=True)
+            revocation.reload_users(set(members))
+        else:
+            revocation.reload_users(keys)
+
+
+def _related_keys(sender: Any, instance: Any) -> set[Any]:
+    """The keys on the other side of ``instance``'s relation through ``sender`` (before a clear)."""
+    if isinstance(instance, Group):
+        if sender is Group.permissions.through:
+            return set()  # the members are read afterwards; the permissions themselves do not matter
+        return _members(instance)
+    if isinstance(instance, Permission):
+        if sender is Group.permissions.through:
+            return set(instance.group_set.values_list("pk", flat=True))
+        return set(instance.user_set.values_list("pk", flat=True))
+    return set()
 
 
 def _members(group: Group) -> set[Any]:
     return set(group.user_set.values_list("pk", flat=True))
 
 
+def _is_public(group: Group) -> bool:
+    return bool(group.name == auth_settings.PUBLIC_ROLE)
+
+
 def _group_deleted(sender: Any, instance: Group, **kwargs: Any) -> None:
     """A deleted group's members lose its permissions (the cascade sends no ``m2m_changed``)."""
+    if _is_public(instance):
+        revocation.reload_public()
     revocation.reload_users(_members(instance))
+
+
+def _remember_group_name(sender: Any, instance: Group, raw: bool = False, **kwargs: Any) -> None:
+    old = None
+    if not raw and instance.pk is not None:
+        old = Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+    instance._likha_old_name = old  # type: ignore[attr-defined]  # read by _group_saved
+
+
+def _group_saved(sender: Any, instance: Group, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    """A group renamed to or from the public role's name changes the public role's rights."""
+    old = instance.__dict__.pop("_likha_old_name", None)
+    if raw or created or old == instance.name:
+        return
+    if auth_settings.PUBLIC_ROLE in (old, instance.name):
+        revocation.reload_public()
 
 
 def connect_signals() -> None:
@@ -87,5 +134,7 @@ def connect_signals() -> None:
     post_save.connect(_after_save, sender=user_model, dispatch_uid="likha_revoke_post")
     post_delete.connect(_after_delete, sender=user_model, dispatch_uid="likha_revoke_delete")
     pre_delete.connect(_group_deleted, sender=Group, dispatch_uid="likha_reload_group_delete")
+    pre_save.connect(_remember_group_name, sender=Group, dispatch_uid="likha_reload_group_name_pre")
+    post_save.connect(_group_saved, sender=Group, dispatch_uid="likha_reload_group_name")
     for through in (user_model.groups.through, user_model.user_permissions.through, Group.permissions.through):
         m2m_changed.connect(_membership_changed, sender=through, dispatch_uid=f"likha_reload_{through.__name__}")

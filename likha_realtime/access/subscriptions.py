@@ -62,6 +62,12 @@ class Subscription:
         return frame
 
 
+def removed() -> Forbidden:
+    """The error that ends a subscription which new rights (a login, a change of groups or permissions) cannot
+    read: the REST socket's error frame for its uid, the GraphQL socket's ``error`` message for its operation."""
+    return Forbidden("Subscription removed: the new credentials cannot read it.")
+
+
 def parse_subscribe(message: dict[str, Any]) -> tuple[str, Any, str | None, Any]:
     """``(collection, query, event, item)`` of a subscribe message; ``InvalidPayload`` naming the bad key."""
     collection = message.get("collection")

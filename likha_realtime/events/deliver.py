@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Hashable
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -28,8 +29,8 @@ class Subscriber(Protocol):
 
 def batches(
     event: Event, subscribers: list[Subscriber]
-) -> dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]]:
-    grouped: dict[tuple[Any, ...], list[tuple[Subscriber, Subscription]]] = defaultdict(list)
+) -> dict[Hashable, list[tuple[Subscriber, Subscription]]]:
+    grouped: dict[Hashable, list[tuple[Subscriber, Subscription]]] = defaultdict(list)
     for subscriber in subscribers:
         for subscription in subscriber.subscriptions_for(event.collection):
             if subscription.wants(event.action, event.keys) and subscription.hears(event.action, event.fields):

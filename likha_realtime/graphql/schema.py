@@ -28,7 +28,7 @@ from strawberry_django.fields.types import field_type_map
 from likha_realtime.access.collections import Collection, registry
 from likha_realtime.access.items import Items
 from likha_realtime.access.principal import Principal
-from likha_realtime.access.subscriptions import Subscription, plan_for, with_plan
+from likha_realtime.access.subscriptions import Subscription, plan_for, removed, replan, with_plan
 from likha_realtime.events.fanout import get_dispatcher
 from realtime_auth.wire import RealtimeError
 
@@ -168,49 +168,105 @@ class _Resolvers:
         async def mutated(
             info: Info, only: Annotated[EventEnum | None, strawberry.argument(name="event")] = None
         ) -> AsyncGenerator[this.mutated, None]:  # type: ignore[name-defined]  # the collection's event type, built at runtime
-            listener = _Listener(this, principal_of(info), only.value if only else None)
+            listener = Listener(this.collection.name, _socket_of(info), only.value if only else None)
             await listener.start()
             try:
                 while True:
-                    action, payload = await listener.queue.get()
+                    subscription, action, payload = await listener.queue.get()
                     for item in payload:
+                        if subscription is not listener.subscription:
+                            break  # read under rights the socket no longer has (or the subscription ended)
                         if action == "delete":
                             yield this.mutated(key=strawberry.ID(str(item)), event=EventEnum(action), data=None)
                         else:
                             key = strawberry.ID(str(item[this.collection.pk_name]))
                             yield this.mutated(key=key, event=EventEnum(action), data=this.obj(item))
+                    if listener.ended:
+                        return
             finally:
                 listener.stop()
 
         return {f"{self.collection.name}_mutated": strawberry.subscription(resolver=mutated)}
 
 
-class _Listener:
-    """One GraphQL subscription as a subscriber of the event fan-out (same batching and rights as REST)."""
+def _socket_of(info: Info) -> Any:
+    socket = info.context.get("ws") if isinstance(info.context, dict) else None
+    if socket is None:  # only the GraphQL socket serves subscriptions (http.graphql refuses them)
+        raise GraphQLError("Subscriptions are served on the GraphQL socket.", extensions={"code": "INVALID_PAYLOAD"})
+    return socket
 
-    def __init__(self, resolvers: _Resolvers, principal: Principal, event: str | None) -> None:
-        self.collection = resolvers.collection.name
-        self.principal = principal
+
+_ENDED = (None, "", ())  # the queue entry that wakes an ended listener's generator
+
+
+class Listener:
+    """One GraphQL subscription as a subscriber of the event fan-out (same batching and rights as REST).
+
+    Its socket keeps it under the socket's current rights: ``suspend()`` while they are re-read, then
+    ``resume()`` with the subscription re-planned under them, or ``end()`` when they cannot read it. Events read
+    under a plan that is no longer the listener's are dropped where they are taken from the queue.
+    """
+
+    def __init__(self, collection: str, socket: Any, event: str | None) -> None:
+        self.collection = collection
+        self.socket = socket
         self.event = event
-        self.queue: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue(maxsize=10_000)
+        self.queue: asyncio.Queue[tuple[Subscription | None, str, Any]] = asyncio.Queue(maxsize=10_000)
         self.subscription: Subscription | None = None
+        self.task: asyncio.Task[Any] | None = None  # the operation's task, which runs this generator
+        self.ended = False
+
+    def base(self) -> Subscription:
+        return Subscription(None, self.collection, {"fields": ["*"]}, self.event, None, None)
+
+    def plan(self, principal: Principal) -> Subscription:
+        """The subscription under ``principal``'s rights (sync); ``plan`` is None when they cannot read it."""
+        return replan(self.base(), principal)
 
     async def start(self) -> None:
-        def plan() -> Subscription:
-            base = Subscription(None, self.collection, {"fields": ["*"]}, self.event, None, None)
-            return with_plan(base, plan_for(self.principal, self.collection, {"fields": ["*"]}))
+        principal = self.socket.principal
 
-        self.subscription = await sync_to_async(_run)(plan)
+        def first_plan() -> Subscription:
+            return with_plan(self.base(), plan_for(principal, self.collection, {"fields": ["*"]}))
+
+        self.subscription = await sync_to_async(_run)(first_plan)
+        self.task = asyncio.current_task()
+        self.socket.listen(self)
+        if self.socket.principal is not principal:  # the rights changed while planning: plan again under them
+            again = await sync_to_async(self.plan)(self.socket.principal)
+            if again.plan is None:
+                self.stop()
+                raise graphql_error(removed())
+            self.resume(again)
         await get_dispatcher().add(self.collection, self)
 
     def stop(self) -> None:
+        self.ended = True
+        self.subscription = None
         get_dispatcher().discard(self.collection, self)
+        self.socket.unlisten(self)
+
+    def suspend(self) -> None:
+        if self.subscription is not None:
+            self.subscription = with_plan(self.subscription, None)
+
+    def resume(self, subscription: Subscription) -> None:
+        if not self.ended:
+            self.subscription = subscription
+
+    def end(self) -> None:
+        """Stop delivering and let the generator return (the socket has told the client why)."""
+        self.ended = True
+        self.subscription = None
+        while not self.queue.empty():  # what is queued was read under the old rights
+            self.queue.get_nowait()
+        self.queue.put_nowait(_ENDED)  # a sentinel: no subscription, no items
 
     def subscriptions_for(self, collection: str) -> list[Subscription]:
         return [self.subscription] if self.subscription is not None and collection == self.collection else []
 
     async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
-        self.queue.put_nowait((action, payload))
+        self.queue.put_nowait((subscription, action, payload))
 
 
 class SubscriptionValues(SchemaExtension):

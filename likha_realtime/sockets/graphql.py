@@ -4,25 +4,45 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from channels.db import database_sync_to_async
+from graphql import GraphQLError
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.channels.handlers.base import ChannelsMessage
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
 
 from likha_realtime.access.principal import Principal
+from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
 from likha_realtime.sockets.base import RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size
 from realtime_auth.session import Identity
-from realtime_auth.wire import CloseCode
+from realtime_auth.wire import CloseCode, RealtimeError
 
 logger = logging.getLogger(__name__)
 
 CREDENTIAL_KEYS = ("access_token", "email", "password", "refresh_token")
 AUTH_MESSAGES = ("auth.revoke", "auth.reload")
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """strawberry's graphql-transport-ws handler, known to its consumer (which ends operations on rights)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(Any, self.view).protocol_handler = self
+
+
+class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
+    """strawberry's legacy graphql-ws handler, known to its consumer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(Any, self.view).protocol_handler = self
 
 
 class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
@@ -33,6 +53,8 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     """
 
     socket = "graphql"
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
     auth_error_frames: ClassVar[bool] = False  # graphql-ws clients know only close codes
     auth_close_code: ClassVar[CloseCode] = CloseCode.FORBIDDEN
     expiry_closes: ClassVar[bool] = True
@@ -43,6 +65,8 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         super().__init__(schema, **kwargs)
         self.principal: Principal | None = None
         self._url_identity: Identity | None = None
+        self.listeners: set[Any] = set()  # running subscriptions (graphql.schema.Listener)
+        self.protocol_handler: Any = None  # strawberry's handler of the negotiated subprotocol
 
     async def connect(self) -> None:
         accepted, self._url_identity = await self.open_socket()
@@ -92,8 +116,47 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
             raise ConnectionRejectionError()
         return UNSET
 
-    async def on_identity_changed(self, previous: Any) -> None:
-        self.principal = await database_sync_to_async(Principal)(self.user)
+    # -- subscriptions under the socket's current rights -------------------------------------------------------
+
+    def listen(self, listener: Any) -> None:
+        """A subscription operation started (``graphql.schema.Listener``): it follows this socket's rights."""
+        self.listeners.add(listener)
+
+    def unlisten(self, listener: Any) -> None:
+        self.listeners.discard(listener)
+
+    async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
+        """New rights (a login, or a change of the user's or the public role's groups and permissions): every
+        running subscription is re-planned under them — narrowed where they still read it, ended with an ``error``
+        message for its operation id where they don't. Nothing is delivered while they are read."""
+        for listener in list(self.listeners):
+            listener.suspend()
+        self.principal = principal = await database_sync_to_async(Principal)(self.user)
+        # Listeners that start after this snapshot plan under the new principal themselves (Listener.start).
+        listeners = list(self.listeners)
+        plans = await database_sync_to_async(lambda: [listener.plan(principal) for listener in listeners])()
+        for listener, subscription in zip(listeners, plans, strict=True):
+            if subscription.plan is not None:
+                listener.resume(subscription)
+            elif not listener.ended:
+                await self._end_operation(listener, removed())
+
+    async def _end_operation(self, listener: Any, error: RealtimeError) -> None:
+        """graphql-transport-ws: an ``error`` message for the operation (then nothing more for its id); legacy
+        graphql-ws: its ``error`` message, then its ``complete``. The listener's generator then returns."""
+        handler = self.protocol_handler
+        formatted = GraphQLError(error.message, extensions={"code": str(error.code)}).formatted
+        if isinstance(handler, BaseGraphQLTransportWSHandler):
+            for operation in list(handler.operations.values()):
+                if operation.task is listener.task:
+                    await operation.send_operation_message(
+                        {"id": operation.id, "type": "error", "payload": [formatted]}
+                    )
+        elif isinstance(handler, BaseGraphQLWSHandler):
+            for operation_id, task in list(handler.tasks.items()):
+                if task is listener.task:
+                    await handler.send_message({"type": "error", "id": operation_id, "payload": formatted})
+        listener.end()
 
     async def get_context(self, request: Any, response: Any) -> Any:
         return {"request": request, "ws": request}

@@ -87,7 +87,7 @@ class LogsConsumer(JsonSocketConsumer):
             return None
         return Unauthorized()
 
-    async def on_identity_changed(self, previous: Any) -> None:
+    async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
         """Expiry, failed re-auth, changed rights or another user: streaming stops unless the user is an admin.
         Lines wait for the auth lock (``send_line``), so none goes out between the change and this check."""
         self.admin = await database_sync_to_async(is_admin)(self.user)

@@ -16,7 +16,6 @@ from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import Subscription
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.sockets.base import JsonSocketConsumer
-from likha_realtime.wire.errors import Forbidden
 from realtime_auth.wire import with_uid
 
 logger = logging.getLogger(__name__)
@@ -110,18 +109,18 @@ class RestConsumer(JsonSocketConsumer):
 
     # -- rights ------------------------------------------------------------------------------------------------
 
-    async def on_identity_changed(self, previous: Any) -> None:
-        """New rights: re-plan every subscription. A different user loses (with an error) what it may not read;
-        the public role (expiry, failed re-auth) only suspends them until a user with the rights returns."""
-        switched_user = self.user.is_authenticated
+    async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
+        """New rights: re-plan every subscription (narrowed or widened by the new rights). A different user, or a
+        change of the user's or the public role's rights, loses (with an error) what it may not read; falling back
+        to the public role (expiry, failed re-auth) only suspends them until a user with the rights returns."""
+        drop = self.user.is_authenticated or rights_changed
         # Nothing is delivered under the old rights while the new ones are read from the database.
         self.subscriptions = {key: subs.with_plan(s, None) for key, s in self.subscriptions.items()}
         current = dict(self.subscriptions)
-        self.principal, replanned, dropped = await database_sync_to_async(_replan)(self.user, current, switched_user)
+        self.principal, replanned, dropped = await database_sync_to_async(_replan)(self.user, current, drop)
         self.subscriptions = replanned
         for uid in dropped:
-            error = Forbidden("Subscription removed: the new credentials cannot read it.")
-            await self.send_error("subscribe", error, uid)
+            await self.send_error("subscribe", subs.removed(), uid)
 
 
 def _replan(

@@ -119,7 +119,7 @@ class MiniConsumer(RealtimeAuthMixin, AsyncWebsocketConsumer):
         refusal = type(self).refusal
         return refusal(identity) if refusal is not None else None
 
-    async def on_identity_changed(self, previous: Any) -> None:
+    async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
         self.changes.put_nowait((email(previous), email(self.user)))
 
     async def connect(self) -> None:

@@ -46,8 +46,8 @@ def rolled_back(work: Callable[[], object]) -> None:
 # -- groups ------------------------------------------------------------------------------------------------------
 
 
-def test_an_anonymous_connection_listens_on_no_group() -> None:
-    assert groups_for(None) == set()
+def test_a_connection_in_the_public_role_listens_on_the_public_roles_group_only() -> None:
+    assert groups_for(None) == {"likha.auth.public"}
 
 
 def test_a_session_listens_on_its_users_group_and_its_sessions_group() -> None:
@@ -391,6 +391,155 @@ def test_a_change_of_a_groups_permissions_reloads_every_member(
     for pk, channel in members.items():
         assert listener.received(channel) == [reload(user_group(pk))]
     assert listener.received(outsider) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda editors, perm: perm.group_set.add(editors), id="permission.group_set.add"),
+        pytest.param(lambda editors, perm: perm.group_set.remove(editors), id="permission.group_set.remove"),
+        pytest.param(lambda editors, perm: perm.group_set.clear(), id="permission.group_set.clear"),
+        pytest.param(lambda editors, perm: editors.permissions.clear(), id="group.permissions.clear"),
+    ],
+)
+def test_a_change_from_the_permissions_side_reloads_the_groups_members(
+    request: pytest.FixtureRequest,
+    editor: User,
+    admin: User,
+    editors: Group,
+    permission: Permission,
+    listener: Listener,
+    django_capture_on_commit_callbacks: Any,
+    change: Callable[[Group, Permission], None],
+) -> None:
+    if request.node.callspec.id != "permission.group_set.add":
+        editors.permissions.add(permission)
+    mine, theirs = listener.join(user_group(editor.pk)), listener.join(user_group(admin.pk))
+    public = listener.join(revocation.PUBLIC_GROUP)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        change(editors, permission)
+
+    assert listener.received(mine) == [reload(user_group(editor.pk))]
+    assert listener.received(theirs) == []
+    assert listener.received(public) == []  # not the public role's group
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda user, perm: perm.user_set.add(user), id="permission.user_set.add"),
+        pytest.param(lambda user, perm: perm.user_set.remove(user), id="permission.user_set.remove"),
+        pytest.param(lambda user, perm: perm.user_set.clear(), id="permission.user_set.clear"),
+        pytest.param(lambda user, perm: user.user_permissions.clear(), id="user.user_permissions.clear"),
+    ],
+)
+def test_a_users_own_permission_changed_from_either_side_reloads_that_user(
+    request: pytest.FixtureRequest,
+    editor: User,
+    admin: User,
+    permission: Permission,
+    listener: Listener,
+    django_capture_on_commit_callbacks: Any,
+    change: Callable[[User, Permission], None],
+) -> None:
+    if request.node.callspec.id != "permission.user_set.add":
+        editor.user_permissions.add(permission)
+    mine, theirs = listener.join(user_group(editor.pk)), listener.join(user_group(admin.pk))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        change(editor, permission)
+
+    assert listener.received(mine) == [reload(user_group(editor.pk))]
+    assert listener.received(theirs) == []
+
+
+def make_public(permission: Permission) -> Group:
+    group = Group.objects.create(name="Public")
+    group.permissions.add(permission)
+    return group
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda public, perm: public.permissions.remove(perm), id="public.permissions.remove"),
+        pytest.param(lambda public, perm: public.permissions.clear(), id="public.permissions.clear"),
+        pytest.param(
+            lambda public, perm: public.permissions.add(
+                Permission.objects.get(content_type__app_label="realtime_auth", codename="add_user")
+            ),
+            id="public.permissions.add",
+        ),
+        pytest.param(lambda public, perm: perm.group_set.remove(public), id="permission.group_set.remove"),
+        pytest.param(lambda public, perm: public.delete(), id="public group deleted"),
+        pytest.param(lambda public, perm: setattr(public, "name", "Old public") or public.save(), id="renamed away"),
+        pytest.param(lambda public, perm: _take_the_name(public), id="another group renamed to Public"),
+    ],
+)
+def test_a_change_of_the_public_roles_rights_reloads_the_public_roles_sockets(
+    editor: User,
+    permission: Permission,
+    listener: Listener,
+    django_capture_on_commit_callbacks: Any,
+    change: Callable[[Group, Permission], None],
+) -> None:
+    public = make_public(permission)
+    channel = listener.join(revocation.PUBLIC_GROUP)
+    users = listener.join(user_group(editor.pk))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        change(public, permission)
+        assert listener.received(channel) == []  # after commit only
+
+    assert listener.received(channel) == [reload(revocation.PUBLIC_GROUP)]
+    assert listener.received(users) == []
+
+
+def _take_the_name(public: Group) -> None:
+    Group.objects.filter(pk=public.pk).update(name="Former public")  # no signal: only the rename below counts
+    _rename(Group.objects.create(name="Newcomers"), "Public")
+
+
+def _rename(group: Group, name: str) -> None:
+    group.name = name
+    group.save()
+
+
+@pytest.mark.django_db
+def test_other_group_saves_do_not_reload_the_public_role(
+    permission: Permission, listener: Listener, django_capture_on_commit_callbacks: Any
+) -> None:
+    public = make_public(permission)
+    channel = listener.join(revocation.PUBLIC_GROUP)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        public.save()  # same name
+        Group.objects.create(name="Public relations")
+        other = Group.objects.create(name="Other")
+        other.permissions.add(permission)
+        _rename(other, "Still other")
+
+    assert listener.received(channel) == []
+
+
+@pytest.mark.django_db
+@override_settings(LIKHA_REALTIME={"PUBLIC_ROLE": "Guests"})
+def test_the_public_role_is_the_group_the_setting_names(
+    permission: Permission, listener: Listener, django_capture_on_commit_callbacks: Any
+) -> None:
+    channel = listener.join(revocation.PUBLIC_GROUP)
+    public, guests = make_public(permission), Group.objects.create(name="Guests")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        public.permissions.clear()
+    assert listener.received(channel) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        guests.permissions.add(permission)
+    assert listener.received(channel) == [reload(revocation.PUBLIC_GROUP)]
 
 
 class OldMD5PasswordHasher(MD5PasswordHasher):

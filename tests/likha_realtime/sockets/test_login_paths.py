@@ -98,9 +98,9 @@ async def test_a_refused_identity_never_becomes_the_user(roles: Any) -> None:
     users: list[Any] = []
 
     class Watching(refusing(RestConsumer, [])):  # type: ignore[misc]  # built by refusing()
-        async def on_identity_changed(self, previous: Any) -> None:
+        async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
             users.append(self.user)
-            await super().on_identity_changed(previous)
+            await super().on_identity_changed(previous, rights_changed=rights_changed)
 
     with realtime(REST_AUTH="public"):
         comm = WebsocketCommunicator(Watching.as_asgi(), "/websockets")
@@ -284,9 +284,9 @@ async def test_a_refusal_without_a_close_of_its_own_counts_as_failed_credentials
         async def authorize(self, identity: Identity) -> RealtimeError | None:
             return NotNow() if identity.user.email == EDITOR["email"] else None
 
-        async def on_identity_changed(self, previous: Any) -> None:
+        async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
             users.append(getattr(self.user, "email", None))
-            await super().on_identity_changed(previous)
+            await super().on_identity_changed(previous, rights_changed=rights_changed)
 
     with realtime(REST_AUTH="public"):
         comm = WebsocketCommunicator(Refusing.as_asgi(), "/websockets")

@@ -205,7 +205,7 @@ async def test_reauth_switches_the_user_on_the_live_connection(admin: User, pair
     seen: list[Any] = []
 
     class Recording(RestConsumer):
-        async def on_identity_changed(self, previous: Any) -> None:
+        async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
             seen.append((previous, self.user))
 
     with realtime(REST_AUTH="handshake"):
@@ -222,7 +222,7 @@ async def test_a_failed_reauth_in_public_mode_drops_to_the_public_role(pair: tok
     roles: list[bool] = []
 
     class Recording(RestConsumer):
-        async def on_identity_changed(self, previous: Any) -> None:
+        async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
             roles.append(self.user.is_authenticated)
 
     with realtime(REST_AUTH="public"):
@@ -551,8 +551,8 @@ async def test_new_group_rights_reach_the_open_socket(editor: User) -> None:
     seen: list[bool] = []
 
     class Recording(RestConsumer):
-        async def on_identity_changed(self, previous: Any) -> None:
-            await super().on_identity_changed(previous)
+        async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:
+            await super().on_identity_changed(previous, rights_changed=rights_changed)
             if previous.is_authenticated:  # not the URL token's login: a change of the logged-in user's rights
                 seen.append(await database_sync_to_async(self.user.has_perm)("erp_demo.delete_product"))
 
