@@ -14,8 +14,9 @@ from django.db.models import Q, QuerySet
 
 from likha_realtime.access.collections import Collection, registry
 from likha_realtime.access.principal import Principal
-from likha_realtime.query import Query, Unevaluable, compile_filter, evaluate
+from likha_realtime.query import Guard, Query, Unevaluable, compile_filter, evaluate
 from likha_realtime.wire.errors import Forbidden, InvalidQuery
+from realtime_auth.wire import RealtimeError
 
 
 def no_access(collection_name: Any) -> Forbidden:
@@ -24,6 +25,17 @@ def no_access(collection_name: Any) -> Forbidden:
 
 def field_forbidden(collection: Collection, name: str) -> Forbidden:
     return Forbidden(f'You don\'t have permission to access field "{name}" in collection "{collection.name}".')
+
+
+def unusable_field(principal: Principal, collection: Collection, name: str, *, exists: bool) -> RealtimeError:
+    """The error for a field name ``principal`` may not use in ``collection``.
+
+    Only superusers are told that a name does not exist (``INVALID_QUERY``); everyone else gets ``FORBIDDEN`` whether
+    it exists or not, so that an error never tells a field they may not read from one that is not there.
+    """
+    if principal.is_superuser and not exists:
+        return InvalidQuery(f'Unknown field "{name}" in collection "{collection.name}".')
+    return field_forbidden(collection, name)
 
 
 def collection_for(principal: Principal, name: Any, action: str = "view") -> Collection:
@@ -50,7 +62,7 @@ def plan_read(collection: Collection, principal: Principal, query: Query) -> Rea
     """Validate ``query`` against ``principal``'s rights and prepare the database read."""
     condition = principal.row_q(collection) or Q()
     if query.filter:
-        condition &= compile_filter(collection.model, query.filter, guard=_guard(principal))
+        condition &= compile_filter(collection.model, query.filter, guard=RightsGuard(principal))
     plan = ReadPlan(collection, principal, query, condition, [], [])
     for name in query.fields:
         _plan_field(plan, collection, principal, name)
@@ -58,18 +70,37 @@ def plan_read(collection: Collection, principal: Principal, query: Query) -> Rea
     return plan
 
 
-def _guard(principal: Principal) -> Any:
-    def guard(model: type[models.Model], name: str) -> None:
-        target = registry.for_model(model)
-        if target is None or not principal.has_perm(target, "view"):
-            raise no_access(target.name if target else model._meta.model_name)
-        if name != "pk" and name not in principal.readable(target):
-            if target.model_field(name) is None and name not in _all_field_names(model):
-                # Named by collection, as unknown fields in "fields" and "sort" are (the compiler names the model).
-                raise InvalidQuery(f'Unknown field "{name}" in collection "{target.name}".')
-            raise field_forbidden(target, name)
+class RightsGuard(Guard):
+    """A filter under ``principal``'s rights: the fields it may read, through the relations to collections it may
+    view. For everyone but superusers every refusal is ``FORBIDDEN`` naming what was asked for, whether it exists
+    or not: a hidden field is refused as an absent one, and a relation to a collection they may not view as a
+    field that is not a relation (a plain key, whose operators compare the key)."""
 
-    return guard
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    def vet(self, model: type[models.Model], name: str) -> None:
+        target = registry.for_model(model)
+        if target is None or not self.principal.has_perm(target, "view"):
+            # Only superusers get here (through a relation to an unregistered model): ``follows`` stops the others.
+            raise no_access(target.name if target else model._meta.model_name)
+        if name != "pk" and name not in self.principal.readable(target):
+            # Named by collection, as unknown fields in "fields" and "sort" are (the compiler names the model).
+            exists = target.model_field(name) is not None or name in _all_field_names(model)
+            raise unusable_field(self.principal, target, name, exists=exists)
+
+    def follows(self, model: type[models.Model], relation: models.Field[Any, Any]) -> bool:
+        if self.principal.is_superuser:
+            return True  # a relation to an unregistered model is refused by ``vet``, naming the model
+        target = registry.for_model(relation.related_model)  # type: ignore[arg-type]  # resolved: a model class
+        return target is not None and self.principal.has_perm(target, "view")
+
+    def refuse_path(self, model: type[models.Model], key: str, label: str) -> Exception | None:
+        if self.principal.is_superuser:
+            return None  # the compiler's own: the field is not a relation
+        collection = registry.for_model(model)
+        assert collection is not None  # vetted before the compiler asks
+        return field_forbidden(collection, key)
 
 
 def _all_field_names(model: type[models.Model]) -> set[str]:
@@ -83,23 +114,19 @@ def _plan_field(plan: ReadPlan, collection: Collection, principal: Principal, na
             if field_name in principal.readable(collection):
                 _add(plan, (field_name,), field_name)
         return
+    if "." in rest:
+        raise InvalidQuery(f'Field "{name}": only one level of relation is supported.')
     model_field = _readable_field(collection, principal, head)
     if not rest:
         _add(plan, (head,), head)
         return
-    if not (model_field.is_relation and model_field.many_to_one):
-        raise InvalidQuery(f'Field "{head}" of collection "{collection.name}" is not a relation.')
-    target = registry.for_model(model_field.related_model)  # type: ignore[arg-type]  # resolved: a model class
-    if target is None or not principal.has_perm(target, "view"):
-        raise field_forbidden(collection, name)
+    target = _related(collection, principal, model_field, name)
     rule = principal.row_q(target)
     if rule is not None:
         plan.nested_rules[head] = (target, rule)
     _add(plan, None, head)  # the related key: null relations and the related row rule
     names = [n for n in target.fields if n in principal.readable(target)] if rest == "*" else [rest]
     for sub in names:
-        if "." in sub:
-            raise InvalidQuery(f'Field "{name}": only one level of relation is supported.')
         _readable_field(target, principal, sub)
         _add(plan, (head, sub), f"{head}__{sub}")
 
@@ -113,27 +140,39 @@ def _add(plan: ReadPlan, output: tuple[str, ...] | None, path: str) -> None:
 
 def _readable_field(collection: Collection, principal: Principal, name: str) -> models.Field[Any, Any]:
     model_field = collection.model_field(name)
-    if model_field is None:
-        raise InvalidQuery(f'Unknown field "{name}" in collection "{collection.name}".')
-    if model_field.name not in principal.readable(collection):
-        raise field_forbidden(collection, name)
+    if model_field is None or model_field.name not in principal.readable(collection):
+        raise unusable_field(principal, collection, name, exists=model_field is not None)
     return model_field
+
+
+def _related(
+    collection: Collection, principal: Principal, model_field: models.Field[Any, Any], name: str
+) -> Collection:
+    """The collection ``name`` (``head.rest``) reads through ``model_field``, its readable ``head``.
+
+    Everyone but superusers gets one error for a field that is not a relation and for a relation to a collection
+    they may not view (or that is not registered), so it does not tell which of the two ``head`` is.
+    """
+    target = None
+    if model_field.is_relation:  # a collection's fields are concrete: a relation among them is a forward one
+        target = registry.for_model(model_field.related_model)  # type: ignore[arg-type]  # resolved: a model class
+    if target is not None and principal.has_perm(target, "view"):
+        return target
+    if principal.is_superuser and not model_field.is_relation:
+        raise InvalidQuery(f'Field "{model_field.name}" of collection "{collection.name}" is not a relation.')
+    raise field_forbidden(collection, name)
 
 
 def _order_path(collection: Collection, principal: Principal, key: str) -> str:
     descending = key.startswith("-")
     name = key.lstrip("-")
     head, _, rest = name.partition(".")
+    if "." in rest:
+        raise InvalidQuery(f'Sort key "{name}": only one level of relation is supported.')
     model_field = _readable_field(collection, principal, head)
     path = head
     if rest:
-        target = (
-            registry.for_model(model_field.related_model)  # type: ignore[arg-type]  # resolved: a model class
-            if model_field.is_relation
-            else None
-        )
-        if target is None or not principal.has_perm(target, "view"):
-            raise field_forbidden(collection, name)
+        target = _related(collection, principal, model_field, name)
         _readable_field(target, principal, rest)
         path = f"{head}__{rest}"
     return f"-{path}" if descending else path

@@ -4,15 +4,18 @@ Null semantics (shared by the database and ``evaluate``): comparisons, ``_in``, 
 never match NULL; ``_eq: null`` / ``_neq: null`` are ``_null`` / ``_nnull``; ``_neq``, ``_nin`` and ``_ncontains``
 are negations and so do match NULL; a path through a NULL relation reads as NULL. Operators on a relation itself
 compare its target key (``{"customer": {"_eq": 5}}`` is ``customer__id__exact=5``). Text is compared with the
-``lk_*`` lookups, so order (``_lt``, ``_between``) is code point order on every database. The guard is called with
-the real field name (``pk`` resolved) before the field is even looked up, so it must accept unknown names; raising
-``Forbidden`` for every unreadable name makes unknown and unreadable fields indistinguishable.
+``lk_*`` lookups, so order (``_lt``, ``_between``) is code point order on every database.
+
+A ``Guard`` decides what a filter may name: it vets each field by its real name (``pk`` resolved) before the field
+is even looked up, so it sees unknown names too, and it says which relations the filter may look through. A
+relation it may not follow is a plain key: operators compare the key, and a path through it is refused as a path
+through a field that is not a relation. So a guard that answers every name it refuses with one error, and every path
+it refuses with one error, leaves nothing in the errors telling hidden fields and relations from absent ones.
 """
 
 from __future__ import annotations
 
 import operator as op
-from collections.abc import Callable
 from functools import reduce
 from typing import Any, cast
 
@@ -25,8 +28,6 @@ from likha_realtime.query.snapshot import snapshot
 from likha_realtime.wire.errors import InvalidQuery
 
 __all__ = ["OPERATORS", "Guard", "Unevaluable", "compile_filter", "evaluate", "fold", "snapshot"]
-
-Guard = Callable[[type[Model], str], None]
 
 MAX_DEPTH = 16
 MAX_VALUES = 1000
@@ -44,11 +45,31 @@ OPERATORS = (
 )  # fmt: skip
 
 
+class Guard:
+    """What a filter may name, asked while the compiler walks it. This base allows every field and forward relation
+    and leaves the errors to the compiler, which names what does not exist; ``access.reads`` subclasses it with a
+    principal's rights."""
+
+    def vet(self, model: type[Model], name: str) -> None:
+        """Raise to refuse the field ``name`` of ``model``; called before the field is looked up (so also with
+        names that do not exist), with the primary key by its field name."""
+
+    def follows(self, model: type[Model], relation: Field) -> bool:
+        """Whether the filter may look through ``relation``, a forward relation of ``model``, at its target's
+        fields; when not, the relation is a plain key (``refuse_path`` answers a path through it)."""
+        return True
+
+    def refuse_path(self, model: type[Model], key: str, label: str) -> Exception | None:
+        """The error for the dotted ``key`` of a filter on ``model`` (``label``: the same, from the filter's root)
+        whose first field is not a relation, or one that may not be followed; ``None``: the compiler's own."""
+        return None
+
+
 def compile_filter(model: type[Model], raw_filter: dict[str, Any], *, guard: Guard | None = None) -> Q:
-    """The ``Q`` of ``raw_filter`` on ``model``; ``guard(model, field_name)`` vets each field before it is used."""
+    """The ``Q`` of ``raw_filter`` on ``model``; ``guard`` vets each field before it is used."""
     if not isinstance(raw_filter, dict):
         raise InvalidQuery('"filter" must be an object.')
-    return _Compiler(guard).scope(model, raw_filter, "", "", 0)
+    return _Compiler(guard or Guard()).scope(model, raw_filter, "", "", 0)
 
 
 def _leaf(path: str, lookup: str, value: Any) -> Q:
@@ -60,7 +81,7 @@ def _all(conditions: list[Q]) -> Q:
 
 
 class _Compiler:
-    def __init__(self, guard: Guard | None) -> None:
+    def __init__(self, guard: Guard) -> None:
         self.guard = guard
 
     def scope(self, model: type[Model], raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
@@ -89,19 +110,29 @@ class _Compiler:
             raise InvalidQuery(f'Invalid field path "{label}{key}" in "filter".')
         field = self.field(model, name, label + name)
         if dot:
-            related = self.related(field, label + name)
+            related = self.through(model, field, key, label)
             return self.condition(related, rest, value, f"{path}{field.name}__", f"{label}{name}.", depth + 1)
         if not isinstance(value, dict) or not value:
             raise InvalidQuery(f'The filter on "{label}{name}" must be an object of operators, such as {{"_eq": …}}.')
         if field.is_relation:
-            return self.relation(field, value, f"{path}{field.name}", f"{label}{name}", depth)
+            return self.relation(model, field, value, f"{path}{field.name}", f"{label}{name}", depth)
         return self.operators(field, value, f"{path}{field.name}", f"{label}{name}")
+
+    def follows(self, model: type[Model], field: Field) -> bool:
+        return field.is_relation and self.guard.follows(model, field)
+
+    def through(self, model: type[Model], field: Field, key: str, label: str) -> type[Model]:
+        """The model the dotted ``key`` goes on in: the target of its first field, ``field``, if it may be followed."""
+        if self.follows(model, field):
+            return _related_model(field)
+        head = label + key.partition(".")[0]
+        refused = self.guard.refuse_path(model, key, label + key)
+        raise refused or InvalidQuery(f'"{head}" is not a relation, so "{head}.…" cannot be filtered.')
 
     def field(self, model: type[Model], name: str, label: str) -> Field:
         """The field ``name`` of ``model`` (``pk``, and ``id`` without such a field, mean the primary key)."""
         real = model._meta.pk.name if name == "pk" or (name == "id" and not _has_field(model, "id")) else name
-        if self.guard is not None:
-            self.guard(model, real)
+        self.guard.vet(model, real)
         try:
             field = model._meta.get_field(real)
         except FieldDoesNotExist:
@@ -113,19 +144,16 @@ class _Compiler:
             raise InvalidQuery(f'Filtering on "{label}" is not supported.')
         return checked
 
-    def related(self, field: Field, label: str) -> type[Model]:
-        if not field.is_relation:
-            raise InvalidQuery(f'"{label}" is not a relation, so "{label}.…" cannot be filtered.')
-        return _related_model(field)
-
-    def relation(self, field: Field, raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
-        """Operators on the relation's key, and conditions on the related model's fields."""
-        operators = {key: value for key, value in raw.items() if _is_operator(key)}
+    def relation(self, model: type[Model], field: Field, raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
+        """Operators on the relation's key, and conditions on the related model's fields (if the guard lets the
+        filter follow it: else every key is an operator on the key, as on a field that is not a relation)."""
+        follows = self.follows(model, field)
+        operators = {key: value for key, value in raw.items() if _is_operator(key) or not follows}
         conditions = []
         if operators:
             target = _target(field)
             conditions.append(self.operators(target, operators, f"{path}__{target.name}", label))
-        nested = {key: value for key, value in raw.items() if not _is_operator(key)}
+        nested = {key: value for key, value in raw.items() if key not in operators}
         if nested:
             conditions.append(self.scope(_related_model(field), nested, f"{path}__", f"{label}.", depth + 1))
         return _all(conditions)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 
 from erp_demo.models import Customer, Product, SalesOrder
 from likha_realtime.query import compile_filter, evaluate, fold, snapshot
-from likha_realtime.query.filters import OPERATORS
+from likha_realtime.query.filters import OPERATORS, Guard
 from likha_realtime.wire.errors import Forbidden, InvalidQuery
 from tests.likha_realtime.query.nullable import Gadget
 
@@ -189,14 +189,14 @@ def test_a_filter_nested_deeper_than_sixteen_levels_is_refused() -> None:
     assert caught.value.message == '"filter" is nested too deeply (at most 16 levels).'
 
 
-class Recorder:
+class Recorder(Guard):
     """A guard that records its calls and forbids the fields in ``forbidden``."""
 
     def __init__(self, *forbidden: tuple[type[Model], str]) -> None:
         self.calls: list[tuple[str, str]] = []
         self.forbidden = set(forbidden)
 
-    def __call__(self, model: type[Model], name: str) -> None:
+    def vet(self, model: type[Model], name: str) -> None:
         self.calls.append((model.__name__, name))
         if (model, name) in self.forbidden:
             raise Forbidden(f'You cannot filter on "{name}".')
@@ -255,6 +255,87 @@ def test_the_guard_runs_before_the_unknown_field_check_so_unknown_and_unreadable
     guard = Recorder((Product, "secret"))
     with pytest.raises(Forbidden):
         compile_filter(Product, {"secret": {"_eq": 1}}, guard=guard)
+
+
+class Walled(Recorder):
+    """A guard that lets the filter follow no relation; paths through fields are refused with ``refusal``."""
+
+    def __init__(self, refusal: Exception | None = None) -> None:
+        super().__init__()
+        self.refusal = refusal
+        self.paths: list[tuple[str, str, str]] = []
+
+    def follows(self, model: type[Model], relation: Field) -> bool:
+        return False
+
+    def refuse_path(self, model: type[Model], key: str, label: str) -> Exception | None:
+        self.paths.append((model.__name__, key, label))
+        return self.refusal
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"customer": {"_eq": "5"}}, Q(customer__id__exact=5)),
+        ({"customer": {"_neq": 5}}, Q(customer__id__isnull=True) | ~Q(customer__id__exact=5)),
+        ({"customer": {"_null": True}}, Q(customer__id__isnull=True)),
+    ],
+)
+def test_a_relation_the_guard_does_not_follow_is_still_compared_by_its_key(raw: dict[str, Any], expected: Q) -> None:
+    assert compile_filter(SalesOrder, raw, guard=Walled()) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "raw", "message"),
+    [
+        (SalesOrder, {"customer": {"name": {"_eq": "Ann"}}}, 'Unknown operator "name" on "customer"'),
+        (Product, {"name": {"first": {"_eq": "Ann"}}}, 'Unknown operator "first" on "name"'),
+        (SalesOrder, {"customer": {"_and": [{"name": {"_eq": "Ann"}}]}}, 'Unknown operator "_and" on "customer"'),
+        (Product, {"name": {"_and": [{"first": {"_eq": "Ann"}}]}}, 'Unknown operator "_and" on "name"'),
+    ],
+)
+def test_a_relation_the_guard_does_not_follow_reads_as_a_field_that_is_not_a_relation(
+    model: type[Model], raw: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        compile_filter(model, raw, guard=Walled())
+    assert caught.value.message == f"{message}; expected one of {OPERATOR_LIST}."
+
+
+@pytest.mark.parametrize(
+    ("model", "raw", "refused"),
+    [
+        (SalesOrder, {"customer.name": {"_eq": "Ann"}}, ("SalesOrder", "customer.name", "customer.name")),
+        (Product, {"name.first": {"_eq": "Ann"}}, ("Product", "name.first", "name.first")),
+    ],
+)
+def test_a_path_through_a_field_the_guard_does_not_follow_gets_the_guards_refusal(
+    model: type[Model], raw: dict[str, Any], refused: tuple[str, str, str]
+) -> None:
+    guard = Walled(Forbidden("No path."))
+    with pytest.raises(Forbidden) as caught:
+        compile_filter(model, raw, guard=guard)
+    assert (caught.value.message, guard.paths) == ("No path.", [refused])
+
+
+def test_a_path_through_an_unfollowed_relation_is_the_compilers_own_error_when_the_guard_gives_none() -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        compile_filter(SalesOrder, {"customer.name": {"_eq": "Ann"}}, guard=Walled())
+    assert caught.value.message == '"customer" is not a relation, so "customer.…" cannot be filtered.'
+
+
+class OneLevel(Walled):
+    """Follows the relations of sales orders only."""
+
+    def follows(self, model: type[Model], relation: Field) -> bool:
+        return model is SalesOrder
+
+
+def test_a_refused_path_inside_a_followed_relation_is_asked_in_the_related_model() -> None:
+    guard = OneLevel(Forbidden("No path."))
+    with pytest.raises(Forbidden):
+        compile_filter(SalesOrder, {"customer": {"email.domain": {"_eq": "x"}}}, guard=guard)
+    assert guard.paths == [("Customer", "email.domain", "customer.email.domain")]
 
 
 def rows_of(model: type[Model], q: Q) -> set[int]:
