@@ -30,6 +30,8 @@ from likha_realtime.access.items import Items
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import Subscription, plan_for, removed, replan, with_plan
 from likha_realtime.events.fanout import get_dispatcher
+from likha_realtime.graphql.errors import RealtimeSchema
+from likha_realtime.graphql.introspection import IntrospectionRights
 from realtime_auth.wire import RealtimeError
 
 
@@ -168,25 +170,30 @@ class _Resolvers:
         async def mutated(
             info: Info, only: Annotated[EventEnum | None, strawberry.argument(name="event")] = None
         ) -> AsyncGenerator[this.mutated, None]:  # type: ignore[name-defined]  # the collection's event type, built at runtime
+            # Started before the stream is returned: a subscription the caller may not read is refused with an
+            # ``error`` message (graphql-transport-ws), like one that new rights end later.
             listener = Listener(this.collection.name, _socket_of(info), only.value if only else None)
             await listener.start()
-            try:
-                while True:
-                    subscription, action, payload = await listener.queue.get()
-                    for item in payload:
-                        if subscription is not listener.subscription:
-                            break  # read under rights the socket no longer has (or the subscription ended)
-                        if action == "delete":
-                            yield this.mutated(key=strawberry.ID(str(item)), event=EventEnum(action), data=None)
-                        else:
-                            key = strawberry.ID(str(item[this.collection.pk_name]))
-                            yield this.mutated(key=key, event=EventEnum(action), data=this.obj(item))
-                    if listener.ended:
-                        return
-            finally:
-                listener.stop()
+            return this.events(listener)
 
         return {f"{self.collection.name}_mutated": strawberry.subscription(resolver=mutated)}
+
+    async def events(self, listener: "Listener") -> AsyncGenerator[Any, None]:
+        try:
+            while True:
+                subscription, action, payload = await listener.queue.get()
+                for item in payload:
+                    if subscription is not listener.subscription:
+                        break  # read under rights the socket no longer has (or the subscription ended)
+                    if action == "delete":
+                        yield self.mutated(key=strawberry.ID(str(item)), event=EventEnum(action), data=None)
+                    else:
+                        key = strawberry.ID(str(item[self.collection.pk_name]))
+                        yield self.mutated(key=key, event=EventEnum(action), data=self.obj(item))
+                if listener.ended:
+                    return
+        finally:
+            listener.stop()
 
 
 def _socket_of(info: Info) -> Any:
@@ -297,11 +304,11 @@ def build_schema() -> strawberry.Schema | None:
         query.update(r.query_fields())
         mutation.update(r.mutation_fields())
         subscription.update(r.subscription_fields())
-    return strawberry.Schema(
+    return RealtimeSchema(
         query=strawberry.type(type("Query", (), query)),
         mutation=strawberry.type(type("Mutation", (), mutation)),
         subscription=strawberry.type(type("Subscription", (), subscription)),
-        extensions=[SubscriptionValues],
+        extensions=[SubscriptionValues, IntrospectionRights],
         config=StrawberryConfig(auto_camel_case=False),  # field names as in the REST socket: snake_case
     )
 

@@ -96,6 +96,8 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         await self.close_socket()
         if self.run_task is not None:
             await super().disconnect(code)
+        for listener in list(self.listeners):  # one whose stream was never iterated has no generator to stop it
+            listener.stop()
 
     async def dispatch(self, message: ChannelsMessage) -> None:
         # strawberry queues channel-layer messages for its own listeners; revocations are ours.
