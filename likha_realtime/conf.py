@@ -23,6 +23,7 @@ from realtime_auth.conf import (
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 LOG_STYLES = ("pretty", "raw")
+INTROSPECTION_MODES = ("admin", "all", "off")
 
 DEFAULTS: dict[str, Any] = {
     # All three sockets on/off.
@@ -47,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHQL_AUTH_TIMEOUT": 10,
     # Open GraphQL sockets per server process (None: unlimited).
     "GRAPHQL_CONN_LIMIT": None,
+    # Who may introspect the GraphQL schema (socket and HTTP): admin (superusers), all (the public role too) or off.
+    "GRAPHQL_INTROSPECTION": "admin",
     # The logs socket (PROTOCOL §7, admins only) on/off; off also leaves the log handler uninstalled.
     "LOGS_ENABLED": True,
     # Its URL path.
@@ -92,6 +95,7 @@ KINDS: dict[str, Kind] = {
     "GRAPHQL_AUTH": AUTH_MODE,
     "GRAPHQL_AUTH_TIMEOUT": AUTH_TIMEOUT,
     "GRAPHQL_CONN_LIMIT": CONN_LIMIT,
+    "GRAPHQL_INTROSPECTION": Choice(INTROSPECTION_MODES),
     "LOGS_ENABLED": Flag(),
     "LOGS_PATH": UrlPath(),
     "LOGS_AUTH": AUTH_MODE,
@@ -120,6 +124,7 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_GRAPHQL_AUTH": "GRAPHQL_AUTH",
     "WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT": "GRAPHQL_AUTH_TIMEOUT",
     "WEBSOCKETS_GRAPHQL_CONN_LIMIT": "GRAPHQL_CONN_LIMIT",
+    "GRAPHQL_INTROSPECTION": "GRAPHQL_INTROSPECTION",  # not only the socket's: HTTP /graphql too
     "WEBSOCKETS_LOGS_ENABLED": "LOGS_ENABLED",
     "WEBSOCKETS_LOGS_PATH": "LOGS_PATH",
     "WEBSOCKETS_LOGS_AUTH": "LOGS_AUTH",

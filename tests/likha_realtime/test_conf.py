@@ -16,6 +16,7 @@ from likha_realtime.conf import (
     CONN_LIMIT,
     DEFAULTS,
     ENVIRONMENT,
+    INTROSPECTION_MODES,
     KINDS,
     LOG_LEVELS,
     LOG_STYLES,
@@ -43,6 +44,7 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Count(minimum=1024): ("2048", 2048),
     Choice(LOG_LEVELS): ("WARN", "warn"),
     Choice(LOG_STYLES): ("raw", "raw"),
+    Choice(INTROSPECTION_MODES): ("ALL", "all"),
     Count(minimum=1): ("5", 5),
 }
 
@@ -61,7 +63,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 24
+    assert len(DEFAULTS) == 25
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 
@@ -120,6 +122,7 @@ def test_one_call_reads_the_variables_of_both_apps() -> None:
         ),
         ("WEBSOCKETS_LOGS_LEVEL", "warning", "trace, debug, info, warn, error, fatal"),
         ("WEBSOCKETS_LOGS_STYLE", "fancy", "pretty, raw"),
+        ("GRAPHQL_INTROSPECTION", "admins", "admin, all, off"),
     ],
 )
 def test_an_invalid_variable_names_itself_and_the_allowed_values(variable: str, text: str, allowed: str) -> None:
@@ -150,6 +153,7 @@ def test_an_invalid_variable_names_itself_and_the_allowed_values(variable: str, 
         ),
         ("LOGS_LEVEL", "warning", "trace, debug, info, warn, error, fatal"),
         ("LOGS_STYLE", "fancy", "pretty, raw"),
+        ("GRAPHQL_INTROSPECTION", True, "admin, all, off"),
         ("COLLECTIONS", ["products"], "a dict of collection name -> model"),
     ],
 )
