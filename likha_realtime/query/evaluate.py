@@ -5,6 +5,9 @@ Logic is two-valued: a lookup on NULL is false and a negation flips it, which is
 a non-null column behind a nullable relation gets that guard only if the join is already outer when the lookup is
 built, which depends on earlier conditions. ``compile_filter`` spells the NULL case out; a hand-written row rule
 that negates through a nullable relation should too: ``Q(customer__name__isnull=True) | ~Q(customer__name="x")``.
+
+A related row's visibility (``<relation>__in=VisibleKeys(…)``, from ``query.visibility``) is the rule it was built
+from, tested on the related row's snapshot; a rule that snapshot cannot answer is ``Unevaluable``, as any other.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import Model, Q
+
+from likha_realtime.query.visibility import VisibleKeys
 
 SUPPORTED_VENDORS = frozenset({"sqlite", "postgresql"})
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -82,6 +87,8 @@ def _child(child: Any, record: dict[str, Any], vendor: str) -> bool:
         raise Unevaluable(f"Cannot evaluate the condition {child!r}.")
     path, rhs = child
     value, lookup = _resolve(record, path.split("__"))
+    if isinstance(rhs, VisibleKeys):
+        return _visible(value, lookup, rhs, vendor)
     if isinstance(value, dict) and lookup != "isnull":  # a relation compared directly: its primary key
         if "pk" not in value:
             raise Unevaluable(f"The snapshot of {path!r} has no primary key.")
@@ -91,6 +98,17 @@ def _child(child: Any, record: dict[str, Any], vendor: str) -> bool:
     if compare is None:
         raise Unevaluable(f"Cannot evaluate the lookup {lookup!r} of {path!r}.")
     return compare(value, rhs, vendor)
+
+
+def _visible(value: Any, lookup: str, rhs: VisibleKeys, vendor: str) -> bool:
+    """Whether the related row ``value`` (its snapshot, or None) is among the rows ``rhs``'s rule shows."""
+    if lookup != "in" or not rhs.evaluable:
+        raise Unevaluable(f"Cannot evaluate the lookup {lookup!r} of visible rows.")
+    if value is None:
+        return False  # NULL IN (…) never holds
+    if not _is_record(value):
+        raise Unevaluable("The snapshot of a related row is not a row.")
+    return _node(rhs.rule, value, vendor)
 
 
 def _is_record(value: Any) -> bool:

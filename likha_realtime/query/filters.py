@@ -11,6 +11,14 @@ is even looked up, so it sees unknown names too, and it says which relations the
 relation it may not follow is a plain key: operators compare the key, and a path through it is refused as a path
 through a field that is not a relation. So a guard that answers every name it refuses with one error, and every path
 it refuses with one error, leaves nothing in the errors telling hidden fields and relations from absent ones.
+
+Rows a guard hides (``Guard.visible``, a principal's row rule on the related collection) are not there for the
+filter: every condition that reads a field of a related row also requires that row to be visible, so a condition on
+a hidden row is false whatever its operator (``_neq``, ``_nin``, ``_ncontains`` and ``_null`` too: there is no value
+to compare). Operators on the relation itself compare this row's own key and are not affected; a NULL relation hides
+nothing, and paths through it read NULL as before. The requirement is added once per relation step of a dotted key
+or nested relation object, which is the same as adding it to each condition under it: those are joined by AND and
+OR only. Without hidden rows the ``Q`` is exactly what it was.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from django.db.models import Field, ForeignKey, Model, Q
 from likha_realtime.query.coerce import coerce, is_supported, is_text
 from likha_realtime.query.evaluate import Unevaluable, evaluate, fold
 from likha_realtime.query.snapshot import snapshot
+from likha_realtime.query.visibility import visible_through
 from likha_realtime.wire.errors import InvalidQuery
 
 __all__ = ["OPERATORS", "Guard", "Unevaluable", "compile_filter", "evaluate", "fold", "snapshot"]
@@ -64,12 +73,17 @@ class Guard:
         whose first field is not a relation, or one that may not be followed; ``None``: the compiler's own."""
         return None
 
+    def visible(self, model: type[Model]) -> Q | None:
+        """The rows of ``model`` a filter may read through a relation (a row rule on ``model``); ``None``: all.
+        Asked for each relation the filter looks through."""
+        return None
+
 
 def compile_filter(model: type[Model], raw_filter: dict[str, Any], *, guard: Guard | None = None) -> Q:
     """The ``Q`` of ``raw_filter`` on ``model``; ``guard`` vets each field before it is used."""
     if not isinstance(raw_filter, dict):
         raise InvalidQuery('"filter" must be an object.')
-    return _Compiler(guard or Guard()).scope(model, raw_filter, "", "", 0)
+    return _Compiler(guard or Guard(), model).scope(model, raw_filter, "", "", 0)
 
 
 def _leaf(path: str, lookup: str, value: Any) -> Q:
@@ -81,8 +95,9 @@ def _all(conditions: list[Q]) -> Q:
 
 
 class _Compiler:
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard, root: type[Model]) -> None:
         self.guard = guard
+        self.root = root
 
     def scope(self, model: type[Model], raw: dict[str, Any], path: str, label: str, depth: int) -> Q:
         """Every key of ``raw`` (fields and ``_and``/``_or``) on ``model``, ANDed."""
@@ -111,7 +126,8 @@ class _Compiler:
         field = self.field(model, name, label + name)
         if dot:
             related = self.through(model, field, key, label)
-            return self.condition(related, rest, value, f"{path}{field.name}__", f"{label}{name}.", depth + 1)
+            inner = self.condition(related, rest, value, f"{path}{field.name}__", f"{label}{name}.", depth + 1)
+            return self.visible(field, f"{path}{field.name}", inner)
         if not isinstance(value, dict) or not value:
             raise InvalidQuery(f'The filter on "{label}{name}" must be an object of operators, such as {{"_eq": …}}.')
         if field.is_relation:
@@ -155,8 +171,18 @@ class _Compiler:
             conditions.append(self.operators(target, operators, f"{path}__{target.name}", label))
         nested = {key: value for key, value in raw.items() if key not in operators}
         if nested:
-            conditions.append(self.scope(_related_model(field), nested, f"{path}__", f"{label}.", depth + 1))
+            inner = self.scope(_related_model(field), nested, f"{path}__", f"{label}.", depth + 1)
+            conditions.append(self.visible(field, path, inner))
         return _all(conditions)
+
+    def visible(self, relation: Field, path: str, condition: Q) -> Q:
+        """``condition``, which reads the row related through ``relation`` at ``path``, where that row is one the
+        guard lets the filter see (unchanged when it hides none)."""
+        rule = self.guard.visible(_related_model(relation))
+        if not rule:  # None, or an empty Q: every row
+            return condition
+        foreign_key = cast("ForeignKey[Any, Any]", relation)
+        return visible_through(path, foreign_key, rule, nullable=_nullable(self.root, path)) & condition
 
     def operators(self, field: Field, raw: dict[str, Any], path: str, label: str) -> Q:
         conditions = []
@@ -170,6 +196,16 @@ class _Compiler:
 def _is_operator(key: str) -> bool:
     """In a relation object, ``_``-keys other than ``_and``/``_or`` are operators on the relation's key."""
     return key.startswith("_") and key not in LOGICAL
+
+
+def _nullable(model: type[Model], path: str) -> bool:
+    """Whether the relation at ``path`` from ``model`` can be NULL: some relation on the way to it is nullable."""
+    for name in path.split("__"):
+        field = cast(Field, model._meta.get_field(name))  # a forward relation, as the compiler walked it
+        if field.null:
+            return True
+        model = _related_model(field)
+    return False
 
 
 def _has_field(model: type[Model], name: str) -> bool:
