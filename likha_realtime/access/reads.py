@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, models
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.expressions import OrderBy
 
 from likha_realtime.access.collections import Collection, registry
 from likha_realtime.access.principal import Principal
 from likha_realtime.query import Guard, Query, Unevaluable, compile_filter, evaluate
+from likha_realtime.query.visibility import visible_through
 from likha_realtime.wire.errors import Forbidden, InvalidQuery
 from realtime_auth.wire import RealtimeError
 
@@ -55,7 +57,7 @@ class ReadPlan:
     paths: list[str]  # ORM ``values()`` paths
     output: list[tuple[str, ...]]  # requested fields as path tuples, in order
     nested_rules: dict[str, tuple[Collection, Q]] = field(default_factory=dict)  # relation -> rule to apply
-    order: list[str] = field(default_factory=list)
+    order: list[str | OrderBy] = field(default_factory=list)  # ``order_by`` arguments
 
 
 def plan_read(collection: Collection, principal: Principal, query: Query) -> ReadPlan:
@@ -101,6 +103,10 @@ class RightsGuard(Guard):
         collection = registry.for_model(model)
         assert collection is not None  # vetted before the compiler asks
         return field_forbidden(collection, key)
+
+    def visible(self, model: type[models.Model]) -> Q | None:
+        target = registry.for_model(model)  # followed, so registered (or the principal is a superuser: no rule)
+        return None if target is None else self.principal.row_q(target)
 
 
 def _all_field_names(model: type[models.Model]) -> set[str]:
@@ -163,19 +169,39 @@ def _related(
     raise field_forbidden(collection, name)
 
 
-def _order_path(collection: Collection, principal: Principal, key: str) -> str:
+def _order_path(collection: Collection, principal: Principal, key: str) -> str | OrderBy:
+    """The ``order_by`` argument of the sort ``key``: a field, or a field of a related row.
+
+    A related row the principal's row rule hides sorts as if the value were NULL (as the frame shows it: the
+    relation is ``null``), so the order tells nothing of hidden values. A relation itself sorts by its key, the
+    value the frame shows, not by the related model's ``Meta.ordering`` (which may read any of its fields).
+    """
     descending = key.startswith("-")
     name = key.lstrip("-")
     head, _, rest = name.partition(".")
     if "." in rest:
         raise InvalidQuery(f'Sort key "{name}": only one level of relation is supported.')
     model_field = _readable_field(collection, principal, head)
-    path = head
+    path = model_field.attname
     if rest:
         target = _related(collection, principal, model_field, name)
-        _readable_field(target, principal, rest)
+        related_field = _readable_field(target, principal, rest)
         path = f"{head}__{rest}"
+        rule = principal.row_q(target)
+        if rule:
+            return _hidden_as_null(model_field, path, rule, related_field, descending=descending)
     return f"-{path}" if descending else path
+
+
+def _hidden_as_null(
+    relation: models.Field[Any, Any], path: str, rule: Q, output: models.Field[Any, Any], *, descending: bool
+) -> OrderBy:
+    """Order by ``path``, the field ``output`` of the row related through ``relation``, or NULL where ``rule``
+    hides that row."""
+    foreign_key = cast("models.ForeignKey[Any, Any]", relation)  # a collection's relations are forward ones
+    visible = visible_through(relation.name, foreign_key, rule, nullable=False)  # NULL: no row, the NULL it sorts as
+    value = Case(When(visible, then=F(path)), default=Value(None), output_field=output)
+    return value.desc() if descending else value.asc()
 
 
 def scoped(plan: ReadPlan) -> QuerySet[Any]:
