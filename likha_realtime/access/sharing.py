@@ -23,6 +23,7 @@ from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.db.models import Q, QuerySet
 
 from likha_realtime.access import reads
+from likha_realtime.query.visibility import VisibleKeys
 
 # Every field of ``ReadPlan`` and how the key covers it (checked by the tests).
 COVERED = {
@@ -100,6 +101,9 @@ def _tested_fields(condition: Q) -> set[str] | None:
                 return None
             names |= nested
         elif isinstance(child, tuple) and len(child) == 2 and isinstance(child[0], str):
+            if isinstance(child[1], VisibleKeys):  # a related row's visibility: tests the relation's key only
+                names.add(child[0].split("__", 1)[0])
+                continue
             if hasattr(child[1], "resolve_expression"):  # F(), a subquery: it may read other fields
                 return None
             names.add(child[0].split("__", 1)[0])

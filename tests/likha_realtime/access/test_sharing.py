@@ -109,3 +109,16 @@ def test_a_rule_with_an_expression_watches_every_field(roles: Roles) -> None:
     plan = dataclasses.replace(plan, condition=Q(price__gt=F("stock")))
 
     assert sharing.watched_fields(plan) is None
+
+
+def test_a_filter_through_a_row_ruled_relation_watches_that_relation_not_everything(roles: Roles) -> None:
+    from django.db.models import Q
+
+    from erp_demo.models import Customer
+    from likha_realtime.query.visibility import VisibleKeys
+
+    plan = plan_for(user("e@example.com"), "sales_orders", {"fields": ["id"]})
+    visible = VisibleKeys(Customer, Q(name__startswith="A"), "id")
+    plan = dataclasses.replace(plan, condition=plan.condition & Q(customer__in=visible))
+
+    assert sharing.watched_fields(plan) == {"id", "customer", "status"}
