@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 
 from likha_realtime.conf import realtime_settings
 from likha_realtime.logs.levels import level_number, wire_level
-from likha_realtime.logs.redact import redact
+from likha_realtime.logs.redact import MASK, is_secret_key, redact
 from likha_realtime.logs.stream import GROUP, MESSAGE_TYPE, Line, local_streams
 from likha_realtime.node import NODE_ID, crosses_processes
 from likha_realtime.wire.codec import encode_json
@@ -30,10 +30,19 @@ BATCH_SIZE = 200  # lines per group_send
 SKIPPED_LOGGERS = ("likha_realtime.logs", "channels_redis", "redis", "asyncio", "daphne")
 _RAW_SKIPPED = frozenset({"args", "msg", "exc_info", "levelno", "levelname", "created", "msecs"})
 _STOP = object()
+# ``extra=LOCAL_ONLY``: the record goes to the process's other handlers (console, files), never to a logs socket —
+# for what no level keeps off the socket (any level can be streamed: LOGS_LEVEL goes down to trace).
+LOCAL_ONLY_ATTRIBUTE = "likha_local_only"
+LOCAL_ONLY: dict[str, Any] = {LOCAL_ONLY_ATTRIBUTE: True}
 
 
 def skipped(name: str) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in SKIPPED_LOGGERS)
+
+
+def streamed(record: logging.LogRecord) -> bool:
+    """Whether a record may reach a logs socket at all (its level aside)."""
+    return not (skipped(record.name) or getattr(record, LOCAL_ONLY_ATTRIBUTE, False))
 
 
 def _json_safe(value: Any) -> tuple[bool, Any]:
@@ -48,9 +57,18 @@ def _json_safe(value: Any) -> tuple[bool, Any]:
         items = [_json_safe(item) for item in value]
         return all(ok for ok, _ in items), [item for _, item in items]
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        pairs = {key: _json_safe(item) for key, item in value.items()}
+        pairs = {key: _json_safe_named(key, item) for key, item in value.items()}
         return all(ok for ok, _ in pairs.values()), {key: item for key, (_, item) in pairs.items()}
     return False, None
+
+
+def _json_safe_named(name: str, value: Any) -> tuple[bool, Any]:
+    """As ``_json_safe``, and the whole value masked when ``name`` names a secret (redact's key rule): an attribute
+    or a dict entry is not text, so ``redact`` never sees its key beside its value."""
+    ok, safe = _json_safe(value)
+    if ok and safe not in (None, "") and is_secret_key(name):
+        return True, MASK
+    return ok, safe
 
 
 def record_data(record: logging.LogRecord, style: str, formatter: logging.Formatter) -> dict[str, Any]:
@@ -63,7 +81,7 @@ def record_data(record: logging.LogRecord, style: str, formatter: logging.Format
         for key, value in vars(record).items():
             if key in _RAW_SKIPPED:
                 continue
-            ok, safe = _json_safe(value)
+            ok, safe = _json_safe_named(key, value)
             if ok:
                 data[key] = safe
     data["msg"] = redact(message)
@@ -84,7 +102,7 @@ class LogStreamHandler(logging.Handler):
         self._formatter = logging.Formatter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if skipped(record.name) or threading.current_thread() is self._thread:
+        if not streamed(record) or threading.current_thread() is self._thread:
             return
         try:
             level = wire_level(record.levelno)

@@ -11,9 +11,8 @@ from django.test import override_settings
 
 from likha_realtime.apps import install_log_handler
 from likha_realtime.logs import handler as handler_module
-from likha_realtime.logs.handler import LogStreamHandler
+from likha_realtime.logs.handler import LOCAL_ONLY, LogStreamHandler
 from likha_realtime.logs.levels import level_number, wire_level
-from likha_realtime.logs.redact import redact
 from realtime_auth import tokens
 from realtime_auth.models import User
 from tests.likha_realtime.logs.support import RecordingLayer, handler_logger
@@ -119,19 +118,34 @@ def test_tokens_passwords_and_authorization_headers_are_redacted(handler: Any, l
     assert frames[6]["data"]["token_copy"] == "[REDACTED]"
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("refresh_token=abc", "refresh_token=[REDACTED]"),
-        ('{"access_token":"abc","n":1}', '{"access_token":"[REDACTED]","n":1}'),
-        ("{'password': 'it''s'}", "{'password': '[REDACTED]''s'}"),
-        ("Authorization=Basic Zm9vOmJhcg==", "Authorization=Basic [REDACTED]"),
-        ("GET /x?a=1&access_token=tok123", "GET /x?a=1&access_token=[REDACTED]"),
-        ("tokens issued: 3, token_type=access", "tokens issued: 3, token_type=access"),
-    ],
-)
-def test_redaction_of_plain_text(text: str, expected: str) -> None:
-    assert redact(text) == expected
+def test_raw_attributes_named_as_secrets_are_masked_whole(handler: Any, layer: RecordingLayer) -> None:
+    """An attribute or dict entry is no text: redact() never sees its key beside it, so the key rule applies here."""
+    logger = handler_logger(handler)
+    extra = {
+        "password": "hunter2",
+        "body": {"api_key": {"id": 5}, "n": 1, "tags": ["a"], "note": "token=abc"},
+        "session_count": 3,
+        "refresh_token": None,
+        "csrftoken": "",
+    }
+    with realtime(LOGS_STYLE="raw"):
+        logger.info("plain", extra=extra)
+    (frame,) = layer.frames(1)
+    data = frame["data"]
+    assert data["password"] == "[REDACTED]"
+    assert data["body"] == {"api_key": "[REDACTED]", "n": 1, "tags": ["a"], "note": "token=[REDACTED]"}
+    assert (data["session_count"], data["refresh_token"], data["csrftoken"]) == (3, None, "")
+
+
+def test_records_marked_local_only_are_never_published(handler: Any, layer: RecordingLayer) -> None:
+    logger = handler_logger(handler)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("traceback for the console only", extra=LOCAL_ONLY)
+    logger.error("for the socket")
+    assert [frame["data"]["msg"] for frame in layer.frames(1)] == ["for the socket"]
+    assert len(layer.lines()) == 1 and handler.dropped == 0
 
 
 @pytest.mark.parametrize("name", ["likha_realtime.logs.stream", "channels_redis.core", "redis", "asyncio", "daphne"])
