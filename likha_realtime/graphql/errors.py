@@ -11,6 +11,7 @@ written by us loses its values too (``without_values``).
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 import strawberry
@@ -54,6 +55,17 @@ def without_values(message: str) -> str:
     return head + message
 
 
+# A quoted span of our messages and Django's: "…" (with escapes), “…” (Django's validation messages), '…'.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*+"|“[^”]*+”|\'[^\']*+\'')
+
+
+def unquoted(message: str) -> str:
+    """One of our coded messages with every quoted span masked: they quote what the client sent (a value, and also
+    the names it chose: an unknown field or operator may be a secret pasted in the wrong place), so only the
+    message's shape is logged; the client got it whole."""
+    return _QUOTED.sub(MASK, message)
+
+
 def unexpected(error: GraphQLError) -> BaseException | None:
     """The exception behind ``error`` when it is not a GraphQL error (a resolver's bug), else ``None``."""
     original = error.original_error
@@ -77,8 +89,10 @@ def log_error(error: GraphQLError) -> None:
     a record that never reaches the logs socket (``LOCAL_ONLY``)."""
     code = error_code(error)
     path = ".".join(str(part) for part in error.path) if error.path else "-"
-    ours = bool((error.extensions or {}).get("code"))  # our messages name fields and operators, never values
-    logger.error("GraphQL error %s at %s: %s", code, path, error.message if ours else without_values(error.message))
+    ours = bool((error.extensions or {}).get("code"))
+    logger.error(
+        "GraphQL error %s at %s: %s", code, path, unquoted(error.message) if ours else without_values(error.message)
+    )
     original = unexpected(error)
     if original is not None:
         logger.error("GraphQL error %s at %s: traceback", code, path, exc_info=original, extra=LOCAL_ONLY)

@@ -18,7 +18,7 @@ from django.test import Client
 from graphql import parse, validate
 
 from likha_realtime.access.items import Items
-from likha_realtime.graphql.errors import RealtimeSchema, without_values
+from likha_realtime.graphql.errors import RealtimeSchema, unquoted, without_values
 from likha_realtime.graphql.schema import get_schema
 from likha_realtime.logs import handler as handler_module
 from likha_realtime.logs.handler import LOCAL_ONLY_ATTRIBUTE, LogStreamHandler
@@ -109,11 +109,51 @@ def test_an_unknown_operator_on_a_secret_string_is_logged_without_the_query(
     (error,) = body["errors"]
     assert error["extensions"] == {"code": "INVALID_QUERY"} and error["path"] == ["products"]
     assert error["message"].startswith('Unknown operator "_bogus" on "name"; expected one of _eq, ')
-    line = (ERRORS_LOGGER, 50, f"GraphQL error INVALID_QUERY at products: {error['message']}")
+    line = (ERRORS_LOGGER, 50, f"GraphQL error INVALID_QUERY at products: {unquoted(error['message'])}")
     assert lines_of(streamed) == [line, REQUEST_LINE]
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name == ERRORS_LOGGER] == [
         (line[0], logging.ERROR, line[2])
     ]
+    assert_no_source_or_secret_captured(caplog)
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("document", "variables", "logged"),
+    [
+        (
+            "query($f: JSON) { products(filter: $f) { id } }",
+            {"f": {"price": {"_eq": SECRET}}},
+            "INVALID_QUERY at products: Invalid value for [REDACTED] with [REDACTED]",
+        ),
+        (
+            f"{{ products(filter: {json.dumps(json.dumps({'updated': {'_eq': SECRET}}))}) {{ id }} }}",
+            None,
+            "INVALID_QUERY at products: Invalid value for [REDACTED] with [REDACTED]",
+        ),
+        (f'{{ products_by_id(id: "{SECRET}") {{ id }} }}', None, "at products_by_id: Invalid key [REDACTED]."),
+        (
+            "query($f: JSON) { products(filter: $f) { id } }",
+            {"f": {SECRET: {"_eq": 1}}},
+            "FORBIDDEN at products: You don't have permission to access field [REDACTED] in collection [REDACTED].",
+        ),
+        (
+            "query($f: JSON) { products(filter: $f) { id } }",
+            {"f": {"name": {f"_{SECRET}": 1}}},
+            "INVALID_QUERY at products: Unknown operator [REDACTED] on [REDACTED]",
+        ),
+    ],
+    ids=["variable value", "inline value", "key", "field name", "operator name"],
+)
+def test_values_and_names_a_client_sent_are_not_logged_from_our_messages(
+    streamed: Streamed, caplog: pytest.LogCaptureFixture, document: str, variables: Any, logged: str
+) -> None:
+    with caplog.at_level(logging.INFO):
+        body = graphql_post(document, variables)
+
+    assert SECRET in body["errors"][0]["message"]  # the client is told what it sent
+    (line,) = [text for name, _, text in lines_of(streamed) if name == ERRORS_LOGGER]
+    assert line.startswith("GraphQL error ") and logged in line, line
     assert_no_source_or_secret_captured(caplog)
 
 

@@ -121,7 +121,9 @@ async def test_products_mutated_with_event_update_delivers_only_updates(
     schema = build_schema()
     assert schema is not None
     query = "subscription { products_mutated(event: update) { key event data { id stock } } }"
-    stream = await schema.subscribe(query, context_value={"ws": SimpleNamespace(principal=admin, listen=set().add, unlisten=set().discard)})
+    stream = await schema.subscribe(
+        query, context_value={"ws": SimpleNamespace(principal=admin, listen=set().add, unlisten=set().discard)}
+    )
     assert not isinstance(stream, ExecutionResult), stream.errors
     async with aclosing(stream):
         first = asyncio.ensure_future(anext(stream))
