@@ -37,10 +37,10 @@ class Subscription:
             return False
         return self.item is None or self.item_key in {str(key) for key in keys}
 
-    def hears(self, action: str, changed: frozenset[str] | None) -> bool:
-        """Whether an update that changed the fields ``changed`` (``None``: unknown) concerns this subscription:
-        one that changed only fields it neither shows nor tests sends it nothing (PROTOCOL §5)."""
-        if action != "update" or changed is None or self.watched is None:
+    def hears(self, changed: frozenset[str] | None) -> bool:
+        """Whether an update of a row that changed the fields ``changed`` (``None``: unknown) concerns this
+        subscription: one that changed only fields it neither shows nor tests sends it nothing (PROTOCOL §5)."""
+        if changed is None or self.watched is None:
             return True
         return not self.watched.isdisjoint(changed)
 

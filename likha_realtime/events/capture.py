@@ -114,7 +114,7 @@ def _on_save(
         record(Event(collection.name, "create", (instance.pk,)), using)
         return
     fields = changed_fields(instance, update_fields)
-    record(Event(collection.name, "update", (instance.pk,), fields=fields), using)
+    record(Event(collection.name, "update", (instance.pk,), changed=(fields,)), using)
 
 
 def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:
@@ -161,7 +161,7 @@ def publish(
         options = collection.model._meta
         changed = frozenset(options.get_field(name).name for name in fields)  # FieldDoesNotExist: a typo, loudly
     if keys:
-        record(Event(collection.name, action, keys, fields=changed), using)
+        record(Event(collection.name, action, keys, changed=() if changed is None else (changed,) * len(keys)), using)
 
 
 def _collection(target: str | type[Model] | Collection) -> Collection:

@@ -29,23 +29,34 @@ class Subscriber(Protocol):
 
 def batches(
     event: Event, subscribers: list[Subscriber]
-) -> dict[Hashable, list[tuple[Subscriber, Subscription]]]:
-    grouped: dict[Hashable, list[tuple[Subscriber, Subscription]]] = defaultdict(list)
+) -> dict[tuple[Hashable, tuple[Any, ...]], list[tuple[Subscriber, Subscription]]]:
+    """Subscriptions that hear ``event`` grouped by (batch key, the keys they hear of): one re-read per group."""
+    grouped: dict[tuple[Hashable, tuple[Any, ...]], list[tuple[Subscriber, Subscription]]] = defaultdict(list)
     for subscriber in subscribers:
         for subscription in subscriber.subscriptions_for(event.collection):
-            if subscription.wants(event.action, event.keys) and subscription.hears(event.action, event.fields):
-                grouped[subscription.batch_key].append((subscriber, subscription))
+            if not subscription.wants(event.action, event.keys):
+                continue
+            keys = heard_keys(subscription, event)
+            if keys:
+                grouped[(subscription.batch_key, keys)].append((subscriber, subscription))
     return grouped
 
 
+def heard_keys(subscription: Subscription, event: Event) -> tuple[Any, ...]:
+    """The rows of ``event`` this subscription hears of: for an update, those whose changed fields concern it."""
+    if event.action != "update" or not event.changed:
+        return event.keys
+    return tuple(key for key, changed in zip(event.keys, event.changed, strict=True) if subscription.hears(changed))
+
+
 @database_sync_to_async
-def _payload(subscription: Subscription, event: Event) -> Any:
-    return event_payload(subscription, event.action, event.keys, event.snapshots)
+def _payload(subscription: Subscription, event: Event, keys: tuple[Any, ...]) -> Any:
+    return event_payload(subscription, event.action, keys, event.snapshots)
 
 
 async def deliver(event: Event, collection: Collection, subscribers: list[Any]) -> None:
-    for members in batches(event, subscribers).values():
-        payload = await _payload(members[0][1], event)
+    for (_, keys), members in batches(event, subscribers).items():
+        payload = await _payload(members[0][1], event, keys)
         if payload is None:
             continue
         data_json = encode_json(payload)  # once per batch: subscribers in it differ only by uid

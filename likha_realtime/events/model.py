@@ -30,12 +30,17 @@ class Event:
     action: str  # create | update | delete
     keys: tuple[Any, ...]
     snapshots: tuple[dict[str, Any], ...] = ()  # delete only: each row as it was, aligned with ``keys``
-    # update only: the names of the fields the write changed, when known (``None``: not known, maybe any)
-    fields: frozenset[str] | None = None
+    # update only, aligned with ``keys``: the names of the fields the write changed in each row (``None``: not
+    # known, maybe any); empty when known for none of them. Per row: one row's change must not announce another's.
+    changed: tuple[frozenset[str] | None, ...] = ()
 
     def merge(self, other: Event) -> Event:
-        fields = None if self.fields is None or other.fields is None else self.fields | other.fields
-        return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots, fields)
+        changed = () if not self.changed and not other.changed else self.changes() + other.changes()
+        return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots, changed)
+
+    def changes(self) -> tuple[frozenset[str] | None, ...]:
+        """The changed fields of each row, aligned with ``keys``."""
+        return self.changed or (None,) * len(self.keys)
 
     def to_message(self) -> dict[str, Any]:
         """Channel-layer payload (msgpack carries no Decimal or datetime: values travel as JSON text)."""
@@ -44,7 +49,7 @@ class Event:
             "action": self.action,
             "keys": json.dumps(list(self.keys), cls=ExactEncoder),
             "snapshots": json.dumps(list(self.snapshots), cls=ExactEncoder),
-            "fields": None if self.fields is None else sorted(self.fields),
+            "changed": [None if fields is None else sorted(fields) for fields in self.changed],
         }
 
     @classmethod
@@ -52,8 +57,10 @@ class Event:
         pk_field = model._meta.pk
         keys = tuple(pk_field.to_python(key) for key in json.loads(message["keys"]))
         snapshots = tuple(retype(model, row) for row in json.loads(message["snapshots"]))
-        fields = message.get("fields")
-        changed = frozenset(str(name) for name in fields) if isinstance(fields, list) else None
+        rows = message.get("changed")
+        changed: tuple[frozenset[str] | None, ...] = ()
+        if isinstance(rows, list) and len(rows) == len(keys):
+            changed = tuple(frozenset(map(str, row)) if isinstance(row, list) else None for row in rows)
         return cls(message["collection"], message["action"], keys, snapshots, changed)
 
 

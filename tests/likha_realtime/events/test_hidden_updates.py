@@ -64,6 +64,41 @@ async def test_a_change_of_a_hidden_field_only_reaches_those_who_see_it(roles: R
         await socket.disconnect()
 
 
+async def test_one_write_of_several_rows_announces_only_the_rows_whose_seen_fields_changed(roles: Roles) -> None:
+    # Hostile review F2: rows 1 and 2 in one update; row 1 changes only its credit limit, row 2 its name too.
+    def two_customers() -> tuple[int, int]:
+        first = make_customer()
+        return first, Customer.objects.create(name="Beta", email="beta@example.com").pk
+
+    first, second = await run_db(two_customers)
+    editor = await open_socket(roles.path("editor"))
+    finance = await open_socket(f"/websockets?access_token={await run_db(finance_token)}")
+    for socket in (editor, finance):
+        query = {"fields": ["id", "name"]}
+        await ask(socket, {"type": "subscribe", "collection": "customers", "query": query, "uid": "c"})
+        await ask(socket, {"type": "subscribe", "collection": "customers", "item": first, "uid": "one"})
+    admin = await open_socket(roles.path("admin"))
+    message = {"type": "items", "action": "update", "collection": "customers", "ids": [first, second], "uid": "w"}
+    reply = await ask(admin, {**message, "data": {"name": "Acme", "credit_limit": "7.00"}})  # row 1: "Acme" already
+    assert reply["type"] == "items" and "status" not in reply, reply
+    await items_update(admin, "customers", first, {"name": "Acme 2"})  # the fence: every subscription sees it
+
+    # The editor reads no credit limit: of the first write it hears row 2 only (its name changed), never row 1.
+    assert await next_frame(editor) == event("update", [{"id": second, "name": "Acme"}], uid="c")
+    assert await next_frame(editor) == event("update", [{"id": first, "name": "Acme 2"}], uid="c")  # the fence
+    fence = await next_frame(editor)
+    assert (fence["uid"], fence["data"]["name"]) == ("one", "Acme 2")
+    # Finance: "c" shows no credit limit either, so it hears row 2 only; "one" shows it and hears row 1.
+    assert await next_frame(finance) == event("update", [{"id": second, "name": "Acme"}], uid="c")
+    frame = await next_frame(finance)
+    assert (frame["uid"], frame["data"]["credit_limit"], frame["data"]["name"]) == ("one", "7.00", "Acme")
+    assert await next_frame(finance) == event("update", [{"id": first, "name": "Acme 2"}], uid="c")
+    frame = await next_frame(finance)
+    assert (frame["uid"], frame["data"]["name"]) == ("one", "Acme 2")
+    for socket in (editor, finance, admin):
+        await socket.disconnect()
+
+
 async def test_a_hidden_field_that_a_row_rule_tests_still_counts(roles: Roles) -> None:
     # The editor's row rule on sales orders tests status (drafts are hidden): a status change may bring a row into
     # view, so it is announced even to a subscription that does not show the status.
@@ -132,7 +167,7 @@ def test_a_tracked_save_names_the_fields_whose_values_changed(monkeypatch: pytes
     customer.name = "Acme"  # the same value: not a change
     customer.save()
 
-    assert events[-1] == Event("customers", "update", (customer.pk,), fields=frozenset({"credit_limit"}))
+    assert events[-1] == Event("customers", "update", (customer.pk,), changed=(frozenset({"credit_limit"}),))
 
 
 def test_what_a_save_method_changes_besides_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +177,7 @@ def test_what_a_save_method_changes_besides_counts_too(monkeypatch: pytest.Monke
     product.stock = 3
     product.save()  # auto_now sets "updated" during the save
 
-    assert events[-1].fields == {"stock", "updated"}
+    assert events[-1].changed == ({"stock", "updated"},)
 
 
 def test_update_fields_name_the_fields_and_narrow_a_tracked_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,12 +185,12 @@ def test_update_fields_name_the_fields_and_narrow_a_tracked_comparison(monkeypat
     product = Product.objects.create(sku="S-1", name="Shelf", price=Decimal("1.00"))
     product.stock = 3
     product.save(update_fields=["stock"])
-    assert events[-1].fields == frozenset({"stock"})  # untracked: the names the save wrote
+    assert events[-1].changed == (frozenset({"stock"}),)  # untracked: the names the save wrote
 
     track_changes(product)
     product.name, product.stock = "Other", 4
     product.save(update_fields=["stock"])  # the name is not written
-    assert events[-1].fields == frozenset({"stock"})
+    assert events[-1].changed == (frozenset({"stock"}),)
 
 
 def test_a_relation_is_named_by_its_field_name_not_its_column() -> None:
@@ -166,27 +201,31 @@ def test_a_relation_is_named_by_its_field_name_not_its_column() -> None:
     assert changed_fields(order, ["customer_id"]) == frozenset({"customer"})
 
 
-def test_changes_merge_and_unknown_wins() -> None:
-    known = Event("products", "update", (1,), fields=frozenset({"a"}))
-    other = Event("products", "update", (2,), fields=frozenset({"b"}))
+def test_changes_merge_row_by_row() -> None:
+    known = Event("products", "update", (1,), changed=(frozenset({"a"}),))
+    other = Event("products", "update", (2,), changed=(frozenset({"b"}),))
+    unknown = Event("products", "update", (3,))
 
-    assert known.merge(other).fields == {"a", "b"}
-    assert known.merge(Event("products", "update", (3,))).fields is None
+    assert known.merge(other).changed == (frozenset({"a"}), frozenset({"b"}))
+    assert known.merge(unknown).changed == (frozenset({"a"}), None)
+    assert unknown.merge(unknown).changed == ()
+    assert unknown.merge(unknown).changes() == (None, None)
 
 
 def test_changed_fields_travel_in_the_channel_message() -> None:
-    sent = Event("products", "update", (1,), fields=frozenset({"stock", "name"}))
+    sent = Event("products", "update", (1, 2), changed=(frozenset({"stock", "name"}), None))
 
     message = sent.to_message()
-    assert message["fields"] == ["name", "stock"]
+    assert message["changed"] == [["name", "stock"], None]
     assert Event.from_message(message, Product) == sent
-    assert Event.from_message(Event("products", "update", (1,)).to_message(), Product).fields is None
+    assert Event.from_message(Event("products", "update", (1,)).to_message(), Product).changed == ()
+    assert Event.from_message({**message, "changed": [["name"]]}, Product).changed == ()  # misaligned: unknown
 
 
 def test_publish_can_name_the_changed_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     events = captured(monkeypatch)
-    capture.publish("products", "update", [1], fields=["stock"])
+    capture.publish("products", "update", [1, 2], fields=["stock"])
 
-    assert events == [Event("products", "update", (1,), fields=frozenset({"stock"}))]
+    assert events == [Event("products", "update", (1, 2), changed=(frozenset({"stock"}),) * 2)]
     with pytest.raises(Exception, match="nope"):
         capture.publish("products", "update", [1], fields=["nope"])

@@ -55,8 +55,8 @@ async def test_a_frame_read_under_the_old_rights_is_dropped(
     read, release = asyncio.Event(), asyncio.Event()
     real = deliver_module._payload
 
-    async def slow_read(subscription: Any, event: Any) -> Any:
-        payload = await real(subscription, event)  # read under the admin's plan
+    async def slow_read(subscription: Any, event: Any, keys: Any) -> Any:
+        payload = await real(subscription, event, keys)  # read under the admin's plan
         read.set()
         await asyncio.wait_for(release.wait(), 5)  # a slow query: the connection's rights change meanwhile
         return payload
