@@ -64,6 +64,10 @@ class RealtimeAuthMixin:
     _auth_task: asyncio.Task[None] | None = None
     _closing: bool = False
     _auth_groups: frozenset[str] = frozenset()
+    _groups_timer: asyncio.TimerHandle | None = None
+    # channels-redis forgets a group's members after its ``group_expiry`` (a day by default): the revocation
+    # groups are joined again this often, or a socket open for a day would stop hearing revocations and reloads.
+    group_refresh: float = 3600.0
 
     # -- what the consumer provides ------------------------------------------------------------------------
 
@@ -145,6 +149,9 @@ class RealtimeAuthMixin:
         await self._join_auth_groups(set())
         if self._auth_timer is not None:
             self._auth_timer.cancel()
+        if self._groups_timer is not None:
+            self._groups_timer.cancel()
+            self._groups_timer = None
         if self._auth_task is not None and self._auth_task is not asyncio.current_task():
             self._auth_task.cancel()
 
@@ -299,6 +306,26 @@ class RealtimeAuthMixin:
         for group in wanted - self._auth_groups:
             await layer.group_add(group, name)
         self._auth_groups = frozenset(wanted)
+        if self._auth_groups and self._groups_timer is None and not self._closing:
+            self._groups_timer = asyncio.get_running_loop().call_later(self.group_refresh, self._on_groups_timer)
+
+    def _on_groups_timer(self) -> None:
+        self._groups_timer = None
+        if not self._closing:
+            asyncio.get_running_loop().create_task(self._refresh_groups())
+
+    async def _refresh_groups(self) -> None:
+        """Join this socket's groups again (a member's expiry restarts), then arm the next refresh."""
+        layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]  # from the consumer
+        for group in list(self._auth_groups):
+            if self._closing:
+                return
+            try:
+                await layer.group_add(group, name)
+            except Exception:  # Redis down for a moment: the next refresh tries again, long before expiry
+                logger.exception("%s socket: could not refresh its group %s", self.socket, group)
+        if self._auth_groups and self._groups_timer is None and not self._closing:
+            self._groups_timer = asyncio.get_running_loop().call_later(self.group_refresh, self._on_groups_timer)
 
     def _publish_user(self) -> None:
         self.scope["user"] = self.user  # type: ignore[attr-defined]  # scope: from the channels consumer

@@ -220,3 +220,26 @@ async def test_only_sockets_in_the_public_role_listen_for_its_changes(seeded: di
     await editor.disconnect()
     await public.disconnect()
     assert not layer.groups.get(PUBLIC_GROUP)
+
+
+async def test_a_socket_joins_its_groups_again_before_the_layer_forgets_them(
+    seeded: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # channels-redis expires group members after a day: a socket open longer must still hear reloads.
+    from likha_realtime.sockets.rest import RestConsumer
+
+    layer = get_channel_layer()
+    joins: list[str] = []
+    real_add = layer.group_add
+
+    async def counting_add(group: str, channel: str) -> None:
+        joins.append(group)
+        await real_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", counting_add)
+    monkeypatch.setattr(RestConsumer, "group_refresh", 0.05)
+    public = await open_socket("/websockets")
+
+    await wait_until_async(lambda: joins.count(PUBLIC_GROUP) >= 3, message="the public group was never joined again")
+    await public.disconnect()
+    assert not layer.groups.get(PUBLIC_GROUP)
