@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,7 +12,6 @@ import daphne.server
 import daphne.ws_protocol
 from django.core.exceptions import ImproperlyConfigured
 
-DEFAULT_SETTINGS_MODULE = "settings.base"
 # RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
 MAX_CLOSE_REASON_BYTES = 123
 CONFIGURATION_ERROR_STATUS = 2
@@ -107,7 +105,8 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
             self.parser.exit(CONFIGURATION_ERROR_STATUS, f"configuration error: {message}\n")
 
     def run(self, args: Sequence[str]) -> None:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
+        # The settings are the caller's: DJANGO_SETTINGS_MODULE, or the default that the project's own asgi module
+        # sets (``os.environ.setdefault`` in Django's template) — never this repository's demo settings.
         super().run(list(args))
 
 

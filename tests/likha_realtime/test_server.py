@@ -198,6 +198,35 @@ def test_the_settings_default_to_the_projects_own() -> None:
     assert "configuration error: WEBSOCKETS_REST_AUTH=" in result.stderr
 
 
+def test_a_host_projects_asgi_module_chooses_its_own_settings(tmp_path: Path) -> None:
+    # An ERP's asgi.py (Django's template) sets its own default: the server must not have set ours first.
+    (tmp_path / "host_asgi.py").write_text(
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'host_settings')\n"
+        "print('settings:', os.environ['DJANGO_SETTINGS_MODULE'], flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    result = run_server_expecting_exit(
+        "host_asgi:application", DJANGO_SETTINGS_MODULE=None, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}"
+    )
+
+    assert (result.returncode, result.stdout) == (3, "settings: host_settings\n"), result.stderr
+
+
+def test_the_callers_settings_module_wins(tmp_path: Path) -> None:
+    (tmp_path / "host_asgi.py").write_text(
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'host_settings')\n"
+        "print('settings:', os.environ['DJANGO_SETTINGS_MODULE'], flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    result = run_server_expecting_exit(
+        "host_asgi:application", DJANGO_SETTINGS_MODULE="erp.settings.prod", PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}"
+    )
+
+    assert (result.returncode, result.stdout) == (3, "settings: erp.settings.prod\n"), result.stderr
+
+
 def test_the_application_argument_is_required_as_in_daphne(capsys: pytest.CaptureFixture[str]) -> None:
     from likha_realtime.server import CommandLineInterface
 
