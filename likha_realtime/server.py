@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # daphne.cli imports daphne.server, which installs Twisted's asyncio reactor, before anything Twisted.
@@ -11,6 +11,8 @@ import daphne.cli
 import daphne.server
 import daphne.ws_protocol
 from django.core.exceptions import ImproperlyConfigured
+
+from likha_realtime.logs.redact import redact
 
 # RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -56,6 +58,20 @@ class ReasonWebSocketProtocol(daphne.ws_protocol.WebSocketProtocol):
         )
 
 
+class RedactingActionLogger:
+    """daphne's access log with secrets masked: its HTTP lines carry the whole URI, query string included, so
+    ``?access_token=eyJ…`` (or any secret-named parameter) would be printed in clear (``logs.redact``)."""
+
+    def __init__(self, inner: Callable[[str, str, dict[str, Any]], None]) -> None:
+        self.inner = inner
+
+    def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        path = details.get("path")
+        if isinstance(path, str):
+            details = {**details, "path": redact(path)}
+        self.inner(protocol, action, details)
+
+
 class Server(daphne.server.Server):
     """Daphne's server whose WebSocket factory builds :class:`ReasonWebSocketProtocol` instances.
 
@@ -68,6 +84,8 @@ class Server(daphne.server.Server):
         for name in ("websocket_max_message_size", "websocket_max_frame_size"):
             if kwargs.get(name) is None:
                 kwargs[name] = transport_limit()
+        if kwargs.get("action_logger") is not None:
+            kwargs["action_logger"] = RedactingActionLogger(kwargs["action_logger"])
         super().__init__(*args, **kwargs)
 
     @property

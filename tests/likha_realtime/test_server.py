@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,23 @@ def test_the_settings_default_to_the_projects_own() -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "configuration error: WEBSOCKETS_REST_AUTH=" in result.stderr
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLWEtdG9rZW4"
+
+
+def test_the_access_log_never_prints_a_token_from_the_query_string(server: RunningServer) -> None:
+    url = f"http://{HOST}:{server.port}/items/products?access_token={JWT}&password=hunter2&limit=1"
+    with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as response:
+        assert response.read() == b"ok"
+
+    def logged() -> bool:
+        return "/items/products?" in server.log.read_text()
+
+    wait_until(logged, START_DEADLINE)
+    (line,) = [line for line in server.log.read_text().splitlines() if "/items/products?" in line]
+    assert '"GET /items/products?access_token=[REDACTED]&password=[REDACTED]&limit=1" 200' in line, line
+    assert "eyJ" not in server.log.read_text() and "hunter2" not in server.log.read_text()
 
 
 def test_a_host_projects_asgi_module_chooses_its_own_settings(tmp_path: Path) -> None:
