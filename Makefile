@@ -8,6 +8,8 @@ PORT ?= 8000
 # PostgreSQL for the second test pass (trust auth on the machine's server).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/likha
 PYTEST_ARGS ?=
+# e.g. SEED_ARGS=--reset (restore the demo logins and groups) or --allow-other-users (see seed_demo --help)
+SEED_ARGS ?=
 
 .PHONY: run serve install install-dev migrate seed test test-sqlite test-postgres lint format bench clean
 
@@ -34,7 +36,7 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo $(SEED_ARGS)
 
 ## make run: venv + pinned install + migrations + demo data, then daphne on $(HOST):$(PORT)
 run: seed

@@ -26,9 +26,9 @@ EDITOR_PERMS = {
 }
 
 
-def seed() -> str:
+def seed(*args: str) -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", *args, stdout=out)
     return out.getvalue()
 
 
@@ -176,8 +176,7 @@ def test_first_run_reports_everything_it_created_and_the_two_logins() -> None:
     assert "editor@example.com / editor-password" in output
 
 
-def test_rerun_resets_demo_passwords_flags_and_permissions() -> None:
-    seed()
+def edit_the_demo_logins_and_groups() -> None:
     user_model = get_user_model()
     editor = user_model.objects.get(email="editor@example.com")
     editor.set_password("something-else")
@@ -191,8 +190,30 @@ def test_rerun_resets_demo_passwords_flags_and_permissions() -> None:
     admin.save()
     Group.objects.get(name="Public").permissions.add(Permission.objects.get(codename="view_customer"))
 
+
+def test_rerun_leaves_existing_demo_logins_and_groups_as_they_are() -> None:
+    seed()
+    edit_the_demo_logins_and_groups()
+
     seed()
 
+    assert authenticate(email="admin@example.com", password="admin-password") is None
+    assert authenticate(email="admin@example.com", password="forgotten").is_superuser is False
+    editor = get_user_model().objects.get(email="editor@example.com")
+    assert (editor.is_active, editor.check_password("something-else")) == (False, True)
+    assert set(Group.objects.get(name="Public").permissions.values_list("codename", flat=True)) == {
+        "view_product",
+        "view_customer",
+    }
+
+
+def test_rerun_with_reset_restores_demo_passwords_flags_and_permissions() -> None:
+    seed()
+    edit_the_demo_logins_and_groups()
+
+    seed("--reset")
+
+    user_model = get_user_model()
     admin = authenticate(email="admin@example.com", password="admin-password")
     editor = authenticate(email="editor@example.com", password="editor-password")
     assert admin is not None
@@ -202,6 +223,19 @@ def test_rerun_resets_demo_passwords_flags_and_permissions() -> None:
     assert editor.get_all_permissions() == EDITOR_PERMS
     assert set(Group.objects.get(name="Public").permissions.values_list("codename", flat=True)) == {"view_product"}
     assert user_model.objects.count() == 2
+
+
+def test_a_database_with_other_users_is_refused_and_left_untouched() -> None:
+    from django.core.management.base import CommandError
+
+    get_user_model().objects.create_user("cfo@erp.example", "their-own-password")
+
+    with pytest.raises(CommandError, match=r"holds 1 user\(s\) besides the demo logins.*--allow-other-users"):
+        seed()
+
+    assert (Product.objects.count(), Group.objects.count(), get_user_model().objects.count()) == (0, 0, 1)
+    seed("--allow-other-users")
+    assert (Product.objects.count(), get_user_model().objects.count()) == (30, 3)
 
 
 def test_rerun_keeps_edits_to_demo_rows_and_recreates_deleted_ones() -> None:

@@ -18,6 +18,8 @@ from likha_realtime.sockets.rest import RestConsumer
 ROLES = ("admin", "editor", "public")
 COLLECTIONS = ("products", "customers", "sales_orders")
 ID_SKU_PRICE = {"fields": ["id", "sku", "price"]}
+# How long a frame the test expects may take: a bound for a failing test, not a pace (CI's 2 cores may be busy).
+FRAME_WAIT = 10
 
 
 def realtime(**values: Any) -> override_settings:
@@ -60,7 +62,7 @@ async def open_socket(path: str) -> WebsocketCommunicator:
 
 async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
     """The close code and reason the server closed ``comm`` with (fails on any other output)."""
-    output = await comm.receive_output(timeout=3)
+    output = await comm.receive_output(timeout=FRAME_WAIT)
     assert output["type"] == "websocket.close", output
     return output["code"], output.get("reason")
 
@@ -68,7 +70,7 @@ async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
 async def ask(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
     """Send ``frame`` and return the next frame the server sends."""
     await comm.send_json_to(frame)
-    return await comm.receive_json_from(timeout=3)
+    return await comm.receive_json_from(timeout=FRAME_WAIT)
 
 
 def error(context: str, code: str, message: str, **uid: Any) -> dict[str, Any]:
@@ -118,7 +120,7 @@ async def subscribe(comm: WebsocketCommunicator, **message: Any) -> dict[str, An
 
 
 async def next_frame(comm: WebsocketCommunicator) -> dict[str, Any]:
-    return await comm.receive_json_from(timeout=3)
+    return await comm.receive_json_from(timeout=FRAME_WAIT)
 
 
 def row(key: int, sku: str, price: str) -> dict[str, Any]:

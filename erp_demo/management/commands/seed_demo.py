@@ -2,9 +2,12 @@
 
 The command is idempotent. Rows are looked up by a natural key (a product's SKU, a customer's email, an
 order's customer and creation time) and only created when missing, so a second run creates nothing and
-leaves existing rows, including any edits made to them, untouched. The two demo users and the two
-groups are the exception: every run resets them to the documented state (password, active, flags,
-group membership and group permissions).
+leaves existing rows, including any edits made to them, untouched. The two demo users and the two groups are
+created when missing and otherwise left as they are: ``--reset`` resets them to the documented state
+(password, active, flags, group membership and group permissions).
+
+Safe by default: a database holding users other than the two demo logins is not a demo database (``DATABASE_URL``
+may point at a real ERP), so the command refuses to touch it unless ``--allow-other-users`` is given.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Count
 
@@ -105,11 +108,31 @@ def order_rows() -> list[dict[str, Any]]:
 class Command(BaseCommand):
     help = "Create the demo ERP data, the admin and editor logins and the Editors/Public groups (idempotent)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Reset the demo users (password, active, flags, groups) and groups (permissions) if they exist.",
+        )
+        parser.add_argument(
+            "--allow-other-users",
+            action="store_true",
+            help="Seed even though the database holds users other than the demo logins (not a demo database).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        others = get_user_model()._default_manager.exclude(email__in=[ADMIN_EMAIL, EDITOR_EMAIL]).count()
+        if others and not options["allow_other_users"]:
+            raise CommandError(
+                f"This database holds {others} user(s) besides the demo logins, so it is not a demo database; "
+                "nothing was changed. Point DATABASE_URL at a demo database, or pass --allow-other-users "
+                "(make run: SEED_ARGS=--allow-other-users)."
+            )
+        reset = bool(options["reset"])
         with transaction.atomic():
             created = self._seed_data()
-            editors, public = self._seed_groups()
-            self._seed_users(editors)
+            editors, public = self._seed_groups(reset)
+            self._seed_users(editors, reset)
         self._summarize(created, editors, public)
 
     def _seed_data(self) -> dict[str, int]:
@@ -131,20 +154,23 @@ class Command(BaseCommand):
             created["orders"] += was_created
         return created
 
-    def _seed_groups(self) -> tuple[Group, Group]:
+    def _seed_groups(self, reset: bool) -> tuple[Group, Group]:
         # Permissions are normally made by post_migrate; make sure they exist even if it has not run.
         create_permissions(apps.get_app_config("erp_demo"), verbosity=0)
-        editors, _ = Group.objects.get_or_create(name=EDITORS_GROUP)
-        editors.permissions.set(_permissions(EDITORS_PERMISSIONS))
-        public, _ = Group.objects.get_or_create(name=PUBLIC_GROUP)
-        public.permissions.set(_permissions(PUBLIC_PERMISSIONS))
+        editors, created = Group.objects.get_or_create(name=EDITORS_GROUP)
+        if created or reset:
+            editors.permissions.set(_permissions(EDITORS_PERMISSIONS))
+        public, created = Group.objects.get_or_create(name=PUBLIC_GROUP)
+        if created or reset:
+            public.permissions.set(_permissions(PUBLIC_PERMISSIONS))
         return editors, public
 
-    def _seed_users(self, editors: Group) -> None:
-        _ensure_user(ADMIN_EMAIL, ADMIN_PASSWORD, is_staff=True, is_superuser=True)
-        editor = _ensure_user(EDITOR_EMAIL, EDITOR_PASSWORD, is_staff=True, is_superuser=False)
-        editor.groups.set([editors])
-        editor.user_permissions.clear()
+    def _seed_users(self, editors: Group, reset: bool) -> None:
+        _ensure_user(ADMIN_EMAIL, ADMIN_PASSWORD, is_staff=True, is_superuser=True, reset=reset)
+        editor, created = _ensure_user(EDITOR_EMAIL, EDITOR_PASSWORD, is_staff=True, is_superuser=False, reset=reset)
+        if created or reset:
+            editor.groups.set([editors])
+            editor.user_permissions.clear()
 
     def _summarize(self, created: dict[str, int], editors: Group, public: Group) -> None:
         def by_status(model: type[Product] | type[SalesOrder]) -> str:
@@ -164,6 +190,7 @@ class Command(BaseCommand):
             write(f"Group {group.name}: {codenames}")
         write(f"Login (superuser): {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
         write(f"Login ({EDITORS_GROUP} group): {EDITOR_EMAIL} / {EDITOR_PASSWORD}")
+        write("(Existing demo logins and groups are left as they are; --reset restores them.)")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
 
 
@@ -175,12 +202,15 @@ def _permissions(codenames: tuple[str, ...]) -> list[Permission]:
     return found
 
 
-def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: bool) -> User:
-    """Create the user, or reset an existing one to the documented password, flags and active state."""
+def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: bool, reset: bool) -> tuple[User, bool]:
+    """Create the user; with ``reset``, reset an existing one to the documented password, flags and active state.
+    Returns it and whether it was created."""
     user_model = get_user_model()
     user = user_model.objects.filter(email__iexact=email).first()
     if user is None:
-        return user_model.objects.create_user(email, password, is_staff=is_staff, is_superuser=is_superuser)
+        return user_model.objects.create_user(email, password, is_staff=is_staff, is_superuser=is_superuser), True
+    if not reset:
+        return user, False
     wanted = {"is_active": True, "is_staff": is_staff, "is_superuser": is_superuser}
     changed = [field for field, value in wanted.items() if getattr(user, field) != value]
     for field in changed:
@@ -190,4 +220,4 @@ def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: boo
         changed.append("password")
     if changed:
         user.save(update_fields=changed)
-    return user
+    return user, False

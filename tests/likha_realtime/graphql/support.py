@@ -12,6 +12,7 @@ from likha_realtime.graphql.schema import get_schema
 from likha_realtime.sockets.graphql import GraphQLConsumer
 from realtime_auth import tokens
 from realtime_auth.models import User
+from tests.likha_realtime.support import FRAME_WAIT
 from tests.support import wait_until_async
 
 SUBSCRIBE = "subscription { products_mutated(event: update) { key event data { id name stock } } }"
@@ -32,9 +33,9 @@ async def pair_for(email: str) -> tokens.TokenPair:
 
 async def close_of(comm: GraphQLWebsocketCommunicator) -> tuple[int, str | None]:
     """The close code and reason, past any frames sent before the close."""
-    output = await comm.receive_output(timeout=3)
+    output = await comm.receive_output(timeout=FRAME_WAIT)
     while output["type"] == "websocket.send":
-        output = await comm.receive_output(timeout=3)
+        output = await comm.receive_output(timeout=FRAME_WAIT)
     assert output["type"] == "websocket.close", output
     return output["code"], output.get("reason")
 

@@ -21,7 +21,7 @@ from realtime_auth import tokens
 from realtime_auth.models import User
 from realtime_auth.revocation import PUBLIC_GROUP
 from tests.likha_realtime.graphql.support import communicator, joined
-from tests.likha_realtime.support import ask, open_socket, realtime
+from tests.likha_realtime.support import FRAME_WAIT, ask, open_socket, realtime
 from tests.support import wait_until_async
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
@@ -85,12 +85,12 @@ async def test_a_graphql_subscription_ends_with_an_error_when_its_user_leaves_th
 
             await database_sync_to_async(leave)()
 
-            assert await comm.receive_json_from(timeout=5) == removed_error("s")
+            assert await comm.receive_json_from(timeout=FRAME_WAIT) == removed_error("s")
             await comm.send_json_to({"type": "ping"})  # the socket stays open and answers
-            assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+            assert await comm.receive_json_from(timeout=FRAME_WAIT) == {"type": "pong"}
             assert listeners_of("customers") == []
             await comm.send_json_to({"id": "s", "type": "subscribe", "payload": {"query": CUSTOMERS}})  # id reusable
-            reply = await comm.receive_json_from(timeout=5)
+            reply = await comm.receive_json_from(timeout=FRAME_WAIT)
             assert reply == refused_at_start("s", "customers")
 
 
@@ -107,7 +107,7 @@ async def test_a_demoted_superusers_graphql_subscription_ends(seeded: dict[str, 
 
             await database_sync_to_async(demote)()
 
-            assert await comm.receive_json_from(timeout=5) == removed_error("s")
+            assert await comm.receive_json_from(timeout=FRAME_WAIT) == removed_error("s")
 
 
 async def test_a_graphql_subscription_is_narrowed_when_a_field_becomes_unreadable(seeded: dict[str, int]) -> None:
@@ -119,7 +119,7 @@ async def test_a_graphql_subscription_is_narrowed_when_a_field_becomes_unreadabl
         async with communicator(access_token=token) as comm:
             await subscribe_graphql(comm, CUSTOMERS, "customers")
             await database_sync_to_async(touch_customer)(customer, "100.00")
-            before = await comm.receive_json_from(timeout=5)
+            before = await comm.receive_json_from(timeout=FRAME_WAIT)
             assert before["payload"]["data"]["customers_mutated"]["data"]["credit_limit"] == "100.00"
 
             def revoke() -> None:
@@ -132,7 +132,7 @@ async def test_a_graphql_subscription_is_narrowed_when_a_field_becomes_unreadabl
             )
             await database_sync_to_async(touch_customer)(customer, "200.00")
 
-            after = await comm.receive_json_from(timeout=5)
+            after = await comm.receive_json_from(timeout=FRAME_WAIT)
             assert after["payload"]["data"]["customers_mutated"]["data"] == {
                 "id": str(customer),
                 "name": "Customer at 200.00",
@@ -153,9 +153,9 @@ async def test_a_public_graphql_subscription_ends_when_the_public_role_loses_the
 
             await database_sync_to_async(close_the_catalogue)()
 
-            assert await comm.receive_json_from(timeout=5) == removed_error("s")
+            assert await comm.receive_json_from(timeout=FRAME_WAIT) == removed_error("s")
             await comm.send_json_to({"id": "q", "type": "subscribe", "payload": {"query": "{ products { id } }"}})
-            reply = await comm.receive_json_from(timeout=5)
+            reply = await comm.receive_json_from(timeout=FRAME_WAIT)
             assert reply["payload"]["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
 
 
@@ -175,12 +175,12 @@ async def test_the_legacy_protocol_gets_an_error_then_complete(seeded: dict[str,
 
             await database_sync_to_async(close_the_catalogue)()
 
-            assert await comm.receive_json_from(timeout=5) == {
+            assert await comm.receive_json_from(timeout=FRAME_WAIT) == {
                 "type": "error",
                 "id": "1",
                 "payload": {"message": REMOVED, "extensions": {"code": "FORBIDDEN"}},
             }
-            assert await comm.receive_json_from(timeout=5) == {"type": "complete", "id": "1"}
+            assert await comm.receive_json_from(timeout=FRAME_WAIT) == {"type": "complete", "id": "1"}
 
 
 # -- REST, the public role -------------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ async def test_public_rest_subscriptions_end_when_the_public_role_loses_the_coll
 
     await database_sync_to_async(close_the_catalogue)()
 
-    assert await socket.receive_json_from(timeout=5) == {
+    assert await socket.receive_json_from(timeout=FRAME_WAIT) == {
         "type": "subscribe",
         "status": "error",
         "error": {"code": "FORBIDDEN", "message": REMOVED},
