@@ -13,6 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.test import override_settings
 
 from erp_demo.models import Product
+from likha_realtime.access.collections import Collection, registry
 from likha_realtime.sockets.rest import RestConsumer
 
 ROLES = ("admin", "editor", "public")
@@ -20,6 +21,17 @@ COLLECTIONS = ("products", "customers", "sales_orders")
 ID_SKU_PRICE = {"fields": ["id", "sku", "price"]}
 # How long a frame the test expects may take: a bound for a failing test, not a pace (CI's 2 cores may be busy).
 FRAME_WAIT = 10
+
+
+def restore_collection(original: Collection) -> None:
+    """Register ``original`` again as it was (after a test re-registered its name with other rules)."""
+    registry.register(
+        original.name,
+        original.model,
+        row_rule=original.row_rule,
+        readable_fields=original.field_rule,
+        fields=original.fields,
+    )
 
 
 def realtime(**values: Any) -> override_settings:

@@ -22,7 +22,7 @@ from likha_realtime.access import reads, sharing
 from likha_realtime.access.collections import registry
 from likha_realtime.access.principal import Principal
 from likha_realtime.query import compile_filter, parse_query
-from tests.likha_realtime.support import Roles, ask, next_frame, open_socket, run_db
+from tests.likha_realtime.support import Roles, ask, next_frame, open_socket, restore_collection, run_db
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
 
@@ -42,13 +42,7 @@ def hidden_customers() -> Iterator[None]:
     assert original is not None
     registry.register("customers", Customer, row_rule=hide_customers, readable_fields=customer_fields)
     yield
-    registry.register(
-        original.name,
-        original.model,
-        row_rule=original.row_rule,
-        readable_fields=original.field_rule,
-        fields=original.fields,
-    )
+    restore_collection(original)
 
 
 def world() -> dict[str, int]:

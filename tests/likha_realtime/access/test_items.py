@@ -23,6 +23,7 @@ from tests.likha_realtime.support import (
     no_access,
     no_field,
     open_socket,
+    restore_collection,
     run_db,
 )
 
@@ -415,13 +416,7 @@ def customers_hidden_by_a_row_rule() -> Iterator[None]:
     assert original is not None
     registry.register("customers", Customer, row_rule=lambda user: ~Q(name="Hidden"), readable_fields=customer_fields)
     yield
-    registry.register(
-        original.name,
-        original.model,
-        row_rule=original.row_rule,
-        readable_fields=original.field_rule,
-        fields=original.fields,
-    )
+    restore_collection(original)
 
 
 def order_writer_setup() -> dict[str, int]:

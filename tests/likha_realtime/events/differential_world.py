@@ -27,6 +27,7 @@ from likha_realtime.events import capture
 from likha_realtime.events.model import Event
 from realtime_auth.conf import auth_settings
 from realtime_auth.models import User
+from tests.likha_realtime.support import restore_collection
 
 MODELS: dict[str, type[Model]] = {"products": Product, "customers": Customer, "sales_orders": SalesOrder}
 PUBLIC = "public"  # the label of the public role (AnonymousUser, the rights of the PUBLIC_ROLE group)
@@ -270,13 +271,7 @@ def registered(drawn: dict[str, Rules]) -> Iterator[None]:
     finally:
         for original in originals.values():
             if original is not None:
-                registry.register(
-                    original.name,
-                    original.model,
-                    row_rule=original.row_rule,
-                    readable_fields=original.field_rule,
-                    fields=original.fields,
-                )
+                restore_collection(original)
 
 
 @contextmanager
