@@ -48,10 +48,13 @@ async def test_a_change_of_a_hidden_field_only_reaches_those_who_see_it(roles: R
     for socket in (editor, finance):
         await ask(socket, {"type": "subscribe", "collection": "customers", "query": {"fields": ["*"]}, "uid": "c"})
 
+    # Each write's frame is awaited before the next write: a frame carries the row as read when it is sent, so a
+    # write that follows too soon could show in an earlier write's frame.
     await items_update(admin, "customers", key, {"credit_limit": "2500.00"})
+    seen_by_finance = [await next_frame(finance)]
     await items_update(admin, "customers", key, {"name": "Acme Ltd"})
+    seen_by_finance.append(await next_frame(finance))
 
-    seen_by_finance = [await next_frame(finance), await next_frame(finance)]
     assert [frame["data"][0]["credit_limit"] for frame in seen_by_finance] == ["2500.00", "2500.00"]
     assert [frame["data"][0]["name"] for frame in seen_by_finance] == ["Acme", "Acme Ltd"]
     frame = await next_frame(editor)  # the credit limit's change never came: the name's is the first
@@ -81,6 +84,11 @@ async def test_one_write_of_several_rows_announces_only_the_rows_whose_seen_fiel
     message = {"type": "items", "action": "update", "collection": "customers", "ids": [first, second], "uid": "w"}
     reply = await ask(admin, {**message, "data": {"name": "Acme", "credit_limit": "7.00"}})  # row 1: "Acme" already
     assert reply["type"] == "items" and "status" not in reply, reply
+    # Finance: "c" shows no credit limit either, so it hears row 2 only; "one" shows it and hears row 1. Both frames
+    # are awaited before the fence is written: a frame carries the row as read when it is sent.
+    assert await next_frame(finance) == event("update", [{"id": second, "name": "Acme"}], uid="c")
+    frame = await next_frame(finance)
+    assert (frame["uid"], frame["data"]["credit_limit"], frame["data"]["name"]) == ("one", "7.00", "Acme")
     await items_update(admin, "customers", first, {"name": "Acme 2"})  # the fence: every subscription sees it
 
     # The editor reads no credit limit: of the first write it hears row 2 only (its name changed), never row 1.
@@ -88,10 +96,6 @@ async def test_one_write_of_several_rows_announces_only_the_rows_whose_seen_fiel
     assert await next_frame(editor) == event("update", [{"id": first, "name": "Acme 2"}], uid="c")  # the fence
     fence = await next_frame(editor)
     assert (fence["uid"], fence["data"]["name"]) == ("one", "Acme 2")
-    # Finance: "c" shows no credit limit either, so it hears row 2 only; "one" shows it and hears row 1.
-    assert await next_frame(finance) == event("update", [{"id": second, "name": "Acme"}], uid="c")
-    frame = await next_frame(finance)
-    assert (frame["uid"], frame["data"]["credit_limit"], frame["data"]["name"]) == ("one", "7.00", "Acme")
     assert await next_frame(finance) == event("update", [{"id": first, "name": "Acme 2"}], uid="c")
     frame = await next_frame(finance)
     assert (frame["uid"], frame["data"]["name"]) == ("one", "Acme 2")
