@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from django.http.request import split_domain_port
 
 from realtime_auth.conf import (
     AUTH_MODES,
@@ -24,6 +28,58 @@ from realtime_auth.conf import (
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 LOG_STYLES = ("pretty", "raw")
 INTROSPECTION_MODES = ("admin", "all", "off")
+ANY_ORIGIN = "*"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(text: str) -> str | None:
+    """``text`` as a browser sends the origin (``https://erp.example.com``, ``http://localhost:5173``): lowercase,
+    without the scheme's default port; ``None`` when it is not an http(s) origin (a path, ``null``, a user...)."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    domain, _ = split_domain_port(parts.netloc)
+    if not domain or text.strip().endswith((".", ":")):
+        return None
+    return f"{scheme}://{domain}" + ("" if port is None or port == DEFAULT_PORTS[scheme] else f":{port}")
+
+
+@dataclass(frozen=True)
+class Origins(Kind):
+    """``None`` (the site's own hosts), or a list of origins and/or ``"*"``; the environment: comma-separated."""
+
+    @property
+    def allowed(self) -> str:
+        return (
+            "None (the site's own hosts), or a list of origins such as 'https://erp.example.com' "
+            "(scheme://host[:port], http or https, no path) or '*' (any origin: unsafe)"
+        )
+
+    @property
+    def allowed_text(self) -> str:
+        return (
+            "comma-separated origins such as https://erp.example.com,http://localhost:5173 "
+            "(scheme://host[:port], http or https, no path), or * (any origin: unsafe)"
+        )
+
+    def valid(self, value: Any) -> bool:
+        if value is None:
+            return True
+        return isinstance(value, list | tuple) and all(
+            isinstance(item, str) and (item == ANY_ORIGIN or normalize_origin(item) is not None) for item in value
+        )
+
+    def parse(self, text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items or not self.valid(items):
+            raise ValueError(text)
+        return [item if item == ANY_ORIGIN else str(normalize_origin(item)) for item in items]
+
 
 DEFAULTS: dict[str, Any] = {
     # All three sockets on/off.
@@ -74,6 +130,10 @@ DEFAULTS: dict[str, Any] = {
     "QUERY_LIMIT_DEFAULT": 100,
     # Largest limit a query may ask for.
     "QUERY_LIMIT_MAX": 1000,
+    # Browser origins that may open the three sockets (docs/CONFIGURATION.md): None = the site's own hosts (same
+    # origin, or a host in ALLOWED_HOSTS, any port); else a list of origins ("https://erp.example.com"), "*" = any.
+    # Others are refused at the handshake with HTTP 403; handshakes without an Origin header (not a browser) pass.
+    "WEBSOCKETS_ALLOWED_ORIGINS": None,
     # Collections exposed from settings: name -> "app.Model" or {"model", "row_rule", "readable_fields", "fields"}
     # (dotted paths to callables). Code can also call likha_realtime.access.collections.register().
     "COLLECTIONS": {},
@@ -108,6 +168,7 @@ KINDS: dict[str, Kind] = {
     "LOGS_STYLE": Choice(LOG_STYLES),
     "QUERY_LIMIT_DEFAULT": Count(minimum=1),
     "QUERY_LIMIT_MAX": Count(minimum=1),
+    "WEBSOCKETS_ALLOWED_ORIGINS": Origins(),
     "COLLECTIONS": Dict(of="collection name -> model"),
 }
 
@@ -137,6 +198,7 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_LOGS_STYLE": "LOGS_STYLE",
     "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",
     "QUERY_LIMIT_MAX": "QUERY_LIMIT_MAX",
+    "WEBSOCKETS_ALLOWED_ORIGINS": "WEBSOCKETS_ALLOWED_ORIGINS",
 }
 
 realtime_settings = AppSettings(DEFAULTS, KINDS, ENVIRONMENT)

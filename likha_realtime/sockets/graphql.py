@@ -15,6 +15,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
 
+from likha_realtime import origins
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
@@ -35,6 +36,18 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast(Any, self.view).protocol_handler = self
+
+    async def handle_ping(self, message: Any) -> None:
+        """``pong`` echoes the ``ping``'s payload, as the reference graphql-ws server does (strawberry drops it): an
+        object comes back as sent, a missing or null payload gives a ``pong`` without one; any other payload breaks
+        the protocol (close 4400, as graphql-ws validates it)."""
+        payload = message.get("payload")
+        if payload is None:
+            await self.send_message({"type": "pong"})
+        elif isinstance(payload, dict):
+            await self.send_message({"type": "pong", "payload": payload})
+        else:
+            await self.handle_invalid_message('"ping" payload must be an object')
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
@@ -72,6 +85,13 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         accepted, self._url_identity = await self.open_socket()
         if accepted:
             await super().connect()  # strawberry negotiates the subprotocol and accepts (create_websocket_response)
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        """strawberry asks only for a cross-origin handshake (it lets a missing and a same-origin ``Origin`` pass):
+        the sockets' allow-list decides (``likha_realtime.origins``, which the router's guard applied already),
+        not strawberry's own list, which allows no other origin."""
+        host, _ = origins.request_host(request.scope.get("headers") or [])
+        return origins.origin_allowed(origin, host)
 
     async def create_websocket_response(self, request: Any, subprotocol: str | None) -> Any:
         """strawberry's hook that accepts the socket: the shared lifecycle continues right after."""
