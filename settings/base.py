@@ -10,7 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from likha_realtime.conf import from_environ
+from likha_realtime.conf import Origins, from_environ
+from likha_realtime.origins import cors_origins, cors_urls_regex
 from settings.env import Env, EnvError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -51,12 +52,14 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
     "channels",
+    "corsheaders",  # CORS for the HTTP routes (CORS_* below)
     "realtime_auth",
     "likha_realtime",
     "erp_demo",
 ]
 
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",  # as high as possible, before CommonMiddleware (its docs)
     "likha_realtime.logs.middleware.RequestLogMiddleware",  # first: the status and time of the whole stack
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -162,6 +165,22 @@ SIMPLE_JWT = {
 # Only the keys whose environment variables are set (likha_realtime.conf.ENVIRONMENT, realtime_auth.conf.ENVIRONMENT);
 # every default lives in the apps' conf.DEFAULTS.
 LIKHA_REALTIME = from_environ()
+
+# CORS for this project's HTTP routes only (/auth/*, /items/*, /server/info, /graphql), by django-cors-headers
+# (docs/CONFIGURATION.md). Allowed: CORS_ALLOWED_ORIGINS, else the sockets' WEBSOCKETS_ALLOWED_ORIGINS, else the
+# http(s) origins whose host is in ALLOWED_HOSTS (any port). No credentials: tokens travel in Authorization.
+_cors = cors_origins(
+    env.read("CORS_ALLOWED_ORIGINS", Origins(), None),
+    LIKHA_REALTIME.get("WEBSOCKETS_ALLOWED_ORIGINS"),
+    ALLOWED_HOSTS,
+    debug=DEBUG,
+)
+CORS_ALLOW_ALL_ORIGINS = _cors.allow_all
+CORS_ALLOWED_ORIGINS = _cors.origins
+CORS_ALLOWED_ORIGIN_REGEXES = _cors.regexes
+CORS_URLS_REGEX = cors_urls_regex(LIKHA_REALTIME.get("GRAPHQL_PATH", "/graphql"))
+CORS_ALLOW_HEADERS = ("authorization", "content-type")
+CORS_ALLOW_CREDENTIALS = False
 
 LOGGING = {
     "version": 1,
