@@ -72,7 +72,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "settings.urls"
 ASGI_APPLICATION = "settings.asgi.application"
-AUTH_USER_MODEL = "realtime_auth.User"
+AUTH_USER_MODEL = "erp_demo.User"
 
 TEMPLATES = [
     {

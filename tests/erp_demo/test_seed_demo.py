@@ -118,7 +118,7 @@ def test_editor_has_exactly_the_five_editor_permissions_through_the_editors_grou
         f"erp_demo.{codename}"
         for codename in Permission.objects.filter(content_type__app_label="erp_demo").values_list("codename", flat=True)
     }
-    assert len(all_erp_perms) == 12
+    assert len(all_erp_perms) == 16  # four models: products, customers, sales orders, users
     assert {perm for perm in all_erp_perms if editor.has_perm(perm)} == EDITOR_PERMS
     assert editor.get_all_permissions() == EDITOR_PERMS
     assert editor.get_user_permissions() == set()

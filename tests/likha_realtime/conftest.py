@@ -14,8 +14,8 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
 from erp_demo.management.commands import seed_demo
+from erp_demo.models import User
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.support import Roles, open_socket
 
 

@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from realtime_auth.models import User
+from erp_demo.models import User
 
 EDITOR_EMAIL, EDITOR_PASSWORD = "editor@example.com", "editor-password"
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password"

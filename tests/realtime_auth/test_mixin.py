@@ -25,10 +25,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 
+from erp_demo.models import User
 from realtime_auth import tokens
 from realtime_auth.errors import AuthError
 from realtime_auth.mixin import RealtimeAuthMixin
-from realtime_auth.models import User
 from realtime_auth.revocation import REVOKE_MESSAGE, session_group
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError
@@ -248,7 +248,6 @@ def test_realtime_auth_runs_without_likha_realtime_installed(tmp_path: Path) -> 
                 "rest_framework_simplejwt.token_blacklist",
                 "realtime_auth",
             ]
-            AUTH_USER_MODEL = "realtime_auth.User"
             DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
             CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
             USE_TZ = True

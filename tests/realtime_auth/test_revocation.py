@@ -14,9 +14,10 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.test import override_settings
 
+from erp_demo.models import User
 from realtime_auth import revocation, tokens
 from realtime_auth.errors import InvalidToken
-from realtime_auth.models import RevokedSession, User
+from realtime_auth.models import RevokedSession
 from realtime_auth.revocation import RELOAD_MESSAGE, REVOKE_MESSAGE, groups_for, session_group, user_group
 from realtime_auth.session import Identity
 from tests.realtime_auth.conftest import EDITOR_EMAIL, EDITOR_PASSWORD, Listener
@@ -320,7 +321,7 @@ def editors(editor: User) -> Group:
 
 @pytest.fixture
 def permission() -> Permission:
-    return Permission.objects.get(content_type__app_label="realtime_auth", codename="view_user")
+    return Permission.objects.get(content_type__app_label="erp_demo", codename="view_user")
 
 
 def join_viewers(user: User, editors: Group, permission: Permission) -> None:
@@ -470,7 +471,7 @@ def make_public(permission: Permission) -> Group:
         pytest.param(lambda public, perm: public.permissions.clear(), id="public.permissions.clear"),
         pytest.param(
             lambda public, perm: public.permissions.add(
-                Permission.objects.get(content_type__app_label="realtime_auth", codename="add_user")
+                Permission.objects.get(content_type__app_label="erp_demo", codename="add_user")
             ),
             id="public.permissions.add",
         ),

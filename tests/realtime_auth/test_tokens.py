@@ -10,9 +10,10 @@ import pytest
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from erp_demo.models import User
 from realtime_auth import tokens
 from realtime_auth.errors import InvalidCredentials, InvalidToken
-from realtime_auth.models import RevokedSession, User
+from realtime_auth.models import RevokedSession
 from realtime_auth.revocation import REVOKE_MESSAGE, session_group
 from tests.realtime_auth.conftest import EDITOR_EMAIL, EDITOR_PASSWORD, Listener
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from realtime_auth.models import User
+from erp_demo.models import User
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from django.db.models import Count
 from erp_demo.models import Customer, Product, SalesOrder
 
 if TYPE_CHECKING:
-    from realtime_auth.models import User
+    from erp_demo.models import User
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password"

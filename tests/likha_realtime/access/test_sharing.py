@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission
 
+from erp_demo.models import User
 from likha_realtime.access import reads, sharing
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import plan_for
-from realtime_auth.models import User
 from tests.likha_realtime.support import Roles
 
 pytestmark = pytest.mark.django_db

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from django.db.models import Q
 
+from erp_demo.models import User
 from likha_realtime.access import reads
 from likha_realtime.access.collections import registry
 from likha_realtime.access.principal import Principal
@@ -20,7 +21,6 @@ from likha_realtime.conf import realtime_settings
 from likha_realtime.events.model import Event
 from likha_realtime.query import parse_query
 from likha_realtime.wire.codec import encode_json
-from realtime_auth.models import User
 
 Frame = tuple[str, Any, str]  # (action, payload, data_json) as ``receive_event`` got them
 

@@ -21,12 +21,11 @@ from django.db.models import Model, Q
 from hypothesis import strategies as st
 
 from erp_demo import realtime as demo
-from erp_demo.models import Customer, Product, SalesOrder
+from erp_demo.models import Customer, Product, SalesOrder, User
 from likha_realtime.access.collections import registry
 from likha_realtime.events import capture
 from likha_realtime.events.model import Event
 from realtime_auth.conf import auth_settings
-from realtime_auth.models import User
 from tests.likha_realtime.support import restore_collection
 
 MODELS: dict[str, type[Model]] = {"products": Product, "customers": Customer, "sales_orders": SalesOrder}

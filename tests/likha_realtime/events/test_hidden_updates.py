@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from erp_demo.models import Customer, Product, SalesOrder
+from erp_demo.models import Customer, Product, SalesOrder, User
 from likha_realtime.access.changes import changed_fields, track_changes
 from likha_realtime.events import capture
 from likha_realtime.events.model import Event
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.support import Roles, ask, event, next_frame, open_socket, run_db
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]

@@ -7,11 +7,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
+from erp_demo.models import User
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.graphql.schema import get_schema
 from likha_realtime.sockets.graphql import GraphQLConsumer
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.support import FRAME_WAIT
 from tests.support import wait_until_async
 

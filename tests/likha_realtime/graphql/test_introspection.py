@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
+from erp_demo.models import User
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.graphql.support import communicator, pair_for
 from tests.likha_realtime.support import realtime
 

@@ -9,9 +9,9 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from erp_demo.models import User
 from likha_realtime.sockets.rest import RestConsumer
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.graphql.support import communicator, pair_for
 from tests.likha_realtime.support import realtime
 

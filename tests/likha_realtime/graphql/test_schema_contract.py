@@ -21,11 +21,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
 from erp_demo.management.commands import seed_demo
-from erp_demo.models import Product
+from erp_demo.models import Product, User
 from likha_realtime.access.principal import Principal
 from likha_realtime.events.fanout import Dispatcher
 from likha_realtime.graphql.schema import SubscriptionValues, build_schema
-from realtime_auth.models import User
 from tests.likha_realtime.support import Roles, run_db
 
 WAIT = 5.0  # seconds; a bound on waiting for a condition, never a pause

@@ -7,8 +7,8 @@ import json
 import pytest
 from django.test import Client
 
+from erp_demo.models import User
 from realtime_auth import tokens
-from realtime_auth.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

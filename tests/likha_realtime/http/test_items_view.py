@@ -13,9 +13,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from erp_demo.models import Customer, Product, SalesOrder
+from erp_demo.models import Customer, Product, SalesOrder, User
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.support import Roles, ask, no_access, no_field, open_socket, run_db
 
 # Plain HTTP tests run in a rolled-back transaction; the socket tests commit, so the socket's threads see the rows.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from erp_demo.models import User
 from likha_realtime.events.stats import stats
 from likha_realtime.node import NODE_ID
 from realtime_auth import tokens
-from realtime_auth.models import User
 
 pytestmark = pytest.mark.django_db
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from erp_demo.models import User
 from likha_realtime.apps import install_log_handler
 from likha_realtime.logs import handler as handler_module
 from likha_realtime.logs.handler import LOCAL_ONLY, LogStreamHandler
 from likha_realtime.logs.levels import level_number, wire_level
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.logs.support import RecordingLayer, handler_logger
 
 

@@ -254,8 +254,8 @@ async def test_a_logs_watcher_who_loses_the_permission_is_refused_at_once(
     from channels.db import database_sync_to_async
     from django.contrib.auth.models import Permission
 
+    from erp_demo.models import User
     from realtime_auth import tokens
-    from realtime_auth.models import User
 
     def grant(add: bool) -> str:
         editor = User.objects.get(email=EDITOR["email"])
@@ -363,7 +363,7 @@ async def test_a_rights_change_committed_during_a_login_is_not_missed(
 ) -> None:
     from channels.db import database_sync_to_async
 
-    from realtime_auth.models import User
+    from erp_demo.models import User
 
     real = mixin.authenticate
 

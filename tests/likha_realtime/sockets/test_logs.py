@@ -12,11 +12,11 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
 
+from erp_demo.models import User
 from likha_realtime.logs import handler as handler_module
 from likha_realtime.logs.handler import LogStreamHandler
 from likha_realtime.sockets.logs import LogsConsumer
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.logs.support import handler_logger
 from tests.likha_realtime.support import Roles, closed_with, connected_socket, realtime
 

@@ -12,9 +12,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from erp_demo.models import User
 from likha_realtime.sockets.rest import RestConsumer
 from realtime_auth import tokens
-from realtime_auth.models import User
 from tests.likha_realtime.support import closed_with, connected_socket, realtime
 from tests.support import wait_until_async
 

@@ -13,9 +13,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import override_settings
 
+from erp_demo.models import User
 from likha_realtime.events import deliver as deliver_module
 from likha_realtime.sockets.rest import RestConsumer
-from realtime_auth.models import User
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
 

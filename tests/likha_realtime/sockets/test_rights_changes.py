@@ -15,10 +15,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import Group, Permission
 
-from erp_demo.models import Customer
+from erp_demo.models import Customer, User
 from likha_realtime.events.fanout import get_dispatcher
 from realtime_auth import tokens
-from realtime_auth.models import User
 from realtime_auth.revocation import PUBLIC_GROUP
 from tests.likha_realtime.graphql.support import communicator, joined
 from tests.likha_realtime.support import FRAME_WAIT, ask, open_socket, realtime
