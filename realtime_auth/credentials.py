@@ -10,7 +10,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.views.decorators.debug import sensitive_variables
 
-from realtime_auth import tokens
+from realtime_auth import tokens, usernames
 from realtime_auth.errors import AuthError
 from realtime_auth.session import Identity
 
@@ -25,10 +25,11 @@ class Kind(StrEnum):
 class Credentials:
     kind: Kind
     secret: str  # the token, or the password
-    email: str = ""
+    identifier: str = ""  # password logins: who logs in, as given under ``field``
+    field: str = ""  # password logins: ``email`` or the user model's USERNAME_FIELD name (usernames.login_fields())
 
     def __repr__(self) -> str:  # never show secrets in logs or tracebacks
-        return f"Credentials(kind={self.kind!s}, email={self.email!r})"
+        return f"Credentials(kind={self.kind!s}, field={self.field!r}, identifier={self.identifier!r})"
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,14 @@ class AuthResult:
 
 
 def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
-    """Exactly one credential set, with string values; other keys are ignored. ``AuthError`` otherwise."""
+    """Exactly one credential set, with string values; other keys are ignored. ``AuthError`` otherwise.
+
+    A password login names its user with exactly one of ``usernames.login_fields()``: ``email``, or the user
+    model's ``USERNAME_FIELD`` name (``username``); both, or neither, is refused.
+    """
+    named_by = [name for name in usernames.login_fields() if name in payload]
     has_access = "access_token" in payload
-    has_password = "email" in payload or "password" in payload
+    has_password = bool(named_by) or "password" in payload
     has_refresh = "refresh_token" in payload
     if has_access + has_password + has_refresh != 1:
         raise AuthError()
@@ -48,7 +54,10 @@ def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
         return Credentials(Kind.ACCESS_TOKEN, _text(payload, "access_token"))
     if has_refresh:
         return Credentials(Kind.REFRESH_TOKEN, _text(payload, "refresh_token"))
-    return Credentials(Kind.PASSWORD, _text(payload, "password"), _text(payload, "email"))
+    if len(named_by) != 1:
+        raise AuthError()
+    field = named_by[0]
+    return Credentials(Kind.PASSWORD, _text(payload, "password"), _text(payload, field), field)
 
 
 def _text(payload: Mapping[str, Any], key: str) -> str:
@@ -70,7 +79,8 @@ def authenticate_sync(credentials: Credentials) -> AuthResult:
     if credentials.kind is Kind.ACCESS_TOKEN:
         return AuthResult(verify_access_token(credentials.secret))
     if credentials.kind is Kind.PASSWORD:
-        user, pair = tokens.login(credentials.email, credentials.secret)
+        # No HTTP request on a socket: the host's backends get ``request=None`` (docs/PROTOCOL.md §3).
+        user, pair = tokens.login(credentials.identifier, credentials.secret, field=credentials.field)
     else:
         user, pair = tokens.rotate(credentials.secret)
     return AuthResult(Identity(user, pair.access_expires_at, pair.session_id), pair.refresh)

@@ -9,6 +9,7 @@ from typing import Any, TypeGuard, cast
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.exceptions import AuthenticationFailed
@@ -18,7 +19,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from realtime_auth import revocation
+from realtime_auth import revocation, usernames
 from realtime_auth.errors import InvalidCredentials, InvalidToken
 from realtime_auth.models import RevokedSession
 
@@ -74,11 +75,21 @@ def issue_pair(user: AbstractBaseUser) -> TokenPair:
 
 
 @sensitive_variables("password")
-def login(email: Any, password: Any) -> tuple[AbstractBaseUser, TokenPair]:
-    """Email/password login; ``InvalidCredentials`` for anything but an active user with that password."""
-    if not usable_text(email) or not usable_text(password):
+def login(
+    identifier: Any, password: Any, *, field: str = usernames.EMAIL, request: HttpRequest | None = None
+) -> tuple[AbstractBaseUser, TokenPair]:
+    """Password login through ``django.contrib.auth.authenticate()``, so the host's ``AUTHENTICATION_BACKENDS``
+    apply; ``InvalidCredentials`` for anything but an active user with that password.
+
+    ``identifier`` was given under the wire key ``field`` (``email``, or the user model's ``USERNAME_FIELD`` name:
+    ``usernames.login_fields()``) and becomes the ``username`` of ``authenticate()`` (``usernames.username_for``).
+    ``request`` is the HTTP request of ``POST /auth/login``, and ``None`` for a socket's ``auth`` message or
+    ``connection_init`` (there is no HTTP request; backends must accept ``request=None``, as Django's do).
+    """
+    if field not in usernames.login_fields() or not usable_text(identifier) or not usable_text(password):
         raise InvalidCredentials()
-    user = authenticate(email=email, password=password)
+    username = usernames.username_for(field, identifier)
+    user = authenticate(request, username=username, password=password)
     if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
         raise InvalidCredentials()
     return user, issue_pair(user)

@@ -9,14 +9,42 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from realtime_auth import revocation, tokens
+from realtime_auth import revocation, tokens, usernames
 from realtime_auth.errors import InvalidCredentials, InvalidToken
 from realtime_auth.http import ApiError
 
 
 class LoginBody(serializers.Serializer):
-    email = serializers.CharField(max_length=254, trim_whitespace=False)
+    """``password`` and exactly one of ``usernames.login_fields()``: ``email``, or the user model's
+    ``USERNAME_FIELD`` name (``username``). Neither is ``email: This field is required.``; both is a non-field
+    error naming them."""
+
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        names = {
+            name: serializers.CharField(
+                max_length=254 if name == usernames.EMAIL else 4096, trim_whitespace=False, required=False
+            )
+            for name in usernames.login_fields()
+        }
+        return {**names, **super().get_fields()}  # the login field first: errors name it first
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        names = usernames.login_fields()
+        given = [name for name in names if name in data]
+        errors: dict[str, Any] = {}  # "non_field_errors": the envelope's messages then name no field (http.py)
+        if not given:
+            errors[usernames.EMAIL] = [self.fields[usernames.EMAIL].error_messages["required"]]
+        try:
+            value: dict[str, Any] = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail})
+        if len(given) > 1:
+            errors["non_field_errors"] = [f"Give one of {' or '.join(names)}, not both."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
 
 
 class RefreshBody(serializers.Serializer):
@@ -53,7 +81,9 @@ class LoginView(AuthView):
     def post(self, request: Request) -> Response:
         data = self.validated(request)
         try:
-            _, pair = tokens.login(data["email"], data["password"])
+            field = next(name for name in usernames.login_fields() if name in data)
+            # The HTTP request reaches the host's backends (Django's, not DRF's wrapper).
+            _, pair = tokens.login(data[field], data["password"], field=field, request=request._request)
         except InvalidCredentials as exc:
             raise refused(exc) from exc
         return token_response(pair)
