@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Count
 
 from erp_demo.models import Customer, Product, SalesOrder
@@ -121,6 +121,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        _require_user_table()
         others = get_user_model()._default_manager.exclude(email__in=[ADMIN_EMAIL, EDITOR_EMAIL]).count()
         if others and not options["allow_other_users"]:
             raise CommandError(
@@ -192,6 +193,36 @@ class Command(BaseCommand):
         write(f"Login ({EDITORS_GROUP} group): {EDITOR_EMAIL} / {EDITOR_PASSWORD}")
         write("(Existing demo logins and groups are left as they are; --reset restores them.)")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
+
+
+# The user table of databases made before the demo's user model moved from realtime_auth to erp_demo.
+OLD_USER_TABLE = "realtime_auth_user"
+
+
+def _require_user_table() -> None:
+    """A clear error instead of "no such table" when the user model's table is missing.
+
+    A demo database made before the user model moved to erp_demo records every migration as applied (the moved
+    model's migrations keep their names), so ``migrate`` has nothing to do and cannot create ``erp_demo_user``.
+    """
+    user_model = get_user_model()
+    database = connections[router.db_for_write(user_model)]
+    tables = database.introspection.table_names()
+    table = user_model._meta.db_table
+    if table in tables:
+        return
+    if OLD_USER_TABLE not in tables:
+        raise CommandError(f"The database has no table {table} for the users: run `manage.py migrate` first.")
+    if database.vendor == "sqlite":
+        where = f"Delete the database file {database.settings_dict['NAME']}"
+    else:
+        where = f"Drop and recreate the database {database.settings_dict['NAME']!r}"
+    raise CommandError(
+        f"This database was made by an older version of the demo: its users are in {OLD_USER_TABLE} and it has no "
+        f"table {table} (the demo's user model moved to erp_demo), which migrate cannot convert; nothing was "
+        f"changed. {where}, or point DATABASE_URL/SQLITE_PATH at a new database; then run `make run` (or "
+        "`manage.py migrate` and `manage.py seed_demo`) again."
+    )
 
 
 def _permissions(codenames: tuple[str, ...]) -> list[Permission]:
