@@ -42,6 +42,7 @@ from tests.live.harness import ROOT, DaphneProcess
 from tests.support import write_until_seen
 
 README = ROOT / "README.md"
+DEPLOYMENT = ROOT / "docs" / "DEPLOYMENT.md"
 ADDRESS = "127.0.0.1:8000"
 RUNNABLE = ("sh", "python", "js")
 # Tags that would slip a runnable snippet past the convention under another name.
@@ -79,8 +80,8 @@ class Block:
     marker: tuple[str, str] | None  # ("test", name) or ("not run", reason), from the line before the fence
 
 
-def readme_blocks() -> list[Block]:
-    lines = README.read_text().splitlines()
+def readme_blocks(document: Path = README) -> list[Block]:
+    lines = document.read_text().splitlines()
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
@@ -98,10 +99,10 @@ def readme_blocks() -> list[Block]:
     return blocks
 
 
-def snippet(name: str, server: DaphneProcess | None = None) -> str:
+def snippet(name: str, server: DaphneProcess | None = None, document: Path = README) -> str:
     """The block marked ``test: name``, addressed to ``server`` (the one substitution)."""
-    found = [block for block in readme_blocks() if block.marker == ("test", name)]
-    assert len(found) == 1, f"README.md has {len(found)} blocks marked `<!-- test: {name} -->`"
+    found = [block for block in readme_blocks(document) if block.marker == ("test", name)]
+    assert len(found) == 1, f"{document.name} has {len(found)} blocks marked `<!-- test: {name} -->`"
     code = found[0].code
     return code.replace(ADDRESS, f"127.0.0.1:{server.port}") if server else code
 
@@ -320,6 +321,26 @@ def test_collections_setting_snippet_loads_the_demo_models_and_rules() -> None:
     assert customers is not None and customers.model is apps.get_model("erp_demo", "Customer")
     assert orders is not None and orders.model is apps.get_model("erp_demo", "SalesOrder")
     assert orders.row_rule is demo_rules.sales_order_rows
+
+
+def test_deployment_sentinel_settings_build_a_sentinel_channel_layer() -> None:
+    """docs/DEPLOYMENT.md's CHANNEL_LAYERS for Redis Sentinel is a shape the pinned channels-redis accepts."""
+    from channels_redis.core import RedisChannelLayer
+    from channels_redis.utils import create_pool
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet("sentinel", document=DEPLOYMENT), "DEPLOYMENT.md (sentinel)", "exec"), namespace)
+    layer = namespace["CHANNEL_LAYERS"]["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    RedisChannelLayer(**layer["CONFIG"])  # accepts every key (connects only when used)
+    (host,) = layer["CONFIG"]["hosts"]
+    pool = create_pool(host)  # what channels-redis builds for the entry
+    assert isinstance(pool, SentinelConnectionPool)
+    assert pool.service_name == "likha" and pool.max_connections == 1000
+    assert pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs["password"] == "sentinel-secret"
+    kwargs = pool.connection_kwargs
+    assert (kwargs["password"], kwargs["db"], kwargs["socket_timeout"]) == ("redis-secret", 0, 15)
 
 
 # -- "Try it", against live servers ------------------------------------------------------------------------------
