@@ -1,0 +1,215 @@
+"""An ERP that embeds this package as docs/EMBEDDING.md says, pip-installed into a virtualenv of its own.
+
+The host project (tests/embedding/project) has its own settings, Django's ``auth.User`` and an app ``inventory`` whose
+``Item`` is registered as a collection in ``ready()``. It runs under the installed ``likha-daphne`` on Redis and
+PostgreSQL, and a client hears of writes to its model on the REST and GraphQL sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.embedding.conftest import BOSS, CLERK, Host
+from tests.embedding.host import OUTPUTS, Venv, run
+from tests.live.client import JsonSocket
+from tests.support import write_until_seen
+
+pytestmark = pytest.mark.live
+
+ALLOWED_ORIGIN = "https://app.erp.example"  # erp/settings.py allows it for browsers
+OTHER_ORIGIN = "https://evil.example"
+# Modules that erp/settings.py names (apps, the channel layer) and the server the guide runs.
+GUIDE_MODULES = ("corsheaders", "rest_framework", "rest_framework_simplejwt", "channels", "channels_redis", "daphne")
+FRAME_TIMEOUT = 10  # a bound for failures on a busy machine, not a pace
+
+
+def login(host: Host, user: dict[str, str], by: str = "username") -> dict[str, Any]:
+    response = host.server.request("POST", "/auth/login", {by: user[by], "password": user["password"]})
+    assert response.status == 200, response.body
+    data: dict[str, Any] = response.body["data"]
+    return data
+
+
+def token(host: Host, user: dict[str, str]) -> str:
+    return str(login(host, user)["access_token"])
+
+
+def socket(host: Host, path: str, **kwargs: Any) -> JsonSocket:
+    return JsonSocket(host.server.url(path, "ws"), **kwargs)
+
+
+def test_the_documented_commands_set_the_project_up(host: Host) -> None:
+    assert host.outputs["makemigrations"] == OUTPUTS["makemigrations"]
+    assert host.outputs["check"] == OUTPUTS["check"]
+    assert "Applying inventory.0002_public_group... OK" in host.outputs["migrate"]
+    assert host.outputs["check-database"] == OUTPUTS["check"]  # the Public group exists (realtime_auth.W001)
+
+
+def test_the_server_starts_without_configuration_warnings(host: Host) -> None:
+    # likha-daphne runs the deployment checks at start (channel layer, DEBUG, signing key, Public group).
+    assert "configuration warning" not in host.server.log()
+
+
+def test_a_plain_pip_install_brings_everything_the_guide_uses(host_venv: Venv) -> None:
+    """The package declares every distribution its code imports and the guide's settings name (a user who installs
+    it without requirements.txt gets them too)."""
+    script = Path(__file__).with_name("declared.py")
+    result = run(["python", str(script), "likha-realtime", *GUIDE_MODULES], host_venv.path, host_venv.env())
+    assert json.loads(result.stdout) == []
+
+
+def test_users_of_the_hosts_user_model_log_in_by_username_and_by_email(host: Host) -> None:
+    for by in ("username", "email"):
+        data = login(host, CLERK, by)
+        assert sorted(data) == ["access_token", "expires", "refresh_token"]
+        assert data["expires"] == 15 * 60 * 1000  # the host's SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+
+
+def test_a_failed_login_answers_the_protocol_envelope(host: Host) -> None:
+    response = host.server.request("POST", "/auth/login", {"username": "clerk", "password": "wrong"})
+    assert (response.status, response.body) == (
+        401,
+        {"errors": [{"message": "Invalid user credentials.", "extensions": {"code": "INVALID_CREDENTIALS"}}]},
+    )
+    response = host.server.request("POST", "/auth/login", b"not json")
+    assert response.status == 400
+    assert [error["extensions"]["code"] for error in response.body["errors"]] == ["INVALID_PAYLOAD"]
+
+
+def test_the_hosts_own_views_are_left_as_they_are(host: Host) -> None:
+    ping = host.server.request("GET", "/erp/ping", headers={"Origin": ALLOWED_ORIGIN})
+    assert (ping.status, ping.body) == (200, {"ok": True})
+    assert ping.header("Access-Control-Allow-Origin") is None  # CORS is for the realtime routes only
+    # The host's DRF API keeps DRF's error format: the realtime apps set no global EXCEPTION_HANDLER.
+    report = host.server.request("GET", "/erp/api/stock-report")
+    assert (report.status, report.body) == (403, {"detail": "Authentication credentials were not provided."})
+
+
+def test_browsers_on_the_allowed_origin_get_cors_on_the_realtime_routes(host: Host) -> None:
+    preflight = {"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"}
+    allowed = host.server.request("OPTIONS", "/auth/login", headers=preflight)
+    assert allowed.status == 200
+    assert allowed.header("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
+    refused = host.server.request("OPTIONS", "/auth/login", headers={**preflight, "Origin": OTHER_ORIGIN})
+    assert refused.header("Access-Control-Allow-Origin") is None
+
+
+def test_sockets_take_the_allowed_origin_and_refuse_others(host: Host) -> None:
+    with socket(host, "/websockets", origin=ALLOWED_ORIGIN) as ws:
+        assert ws.request({"type": "auth", "access_token": token(host, CLERK)}) == {"type": "auth", "status": "ok"}
+    with pytest.raises(Exception, match="HTTP 403"):
+        socket(host, "/websockets", origin=OTHER_ORIGIN)
+
+
+def test_server_info_describes_the_sockets(host: Host) -> None:
+    response = host.server.request("GET", "/server/info")
+    assert (response.status, response.body) == (
+        200,
+        {
+            "data": {
+                "websocket": {
+                    "rest": {"authentication": "handshake", "path": "/websockets"},
+                    "graphql": {"authentication": "handshake", "path": "/graphql"},
+                    "logs": {"authentication": "handshake", "path": "/websockets/logs"},
+                    "heartbeat": 30,
+                }
+            }
+        },
+    )
+
+
+def test_a_collection_from_the_collections_setting_is_served(host: Host) -> None:
+    boss = token(host, BOSS)
+    created = host.server.request("POST", "/items/warehouses", {"name": "North"}, token=boss)
+    assert created.status == 200, created.body
+    key = created.body["data"]["id"]
+    read = host.server.request("GET", f"/items/warehouses/{key}", token=token(host, CLERK))
+    assert (read.status, read.body) == (200, {"data": {"id": key, "name": "North"}})
+
+
+def test_the_rest_socket_hears_of_writes_to_the_hosts_model(host: Host) -> None:
+    boss = token(host, BOSS)
+    with socket(host, "/websockets") as ws:
+        # The socket's password login takes the user model's USERNAME_FIELD too.
+        auth = ws.request({"type": "auth", "username": CLERK["username"], "password": CLERK["password"]})
+        assert (auth["type"], auth["status"], sorted(auth)) == ("auth", "ok", ["refresh_token", "status", "type"])
+        subscribe = {"collection": "stock_items", "query": {"filter": {"sku": {"_starts_with": "REST-"}}}}
+        assert ws.request({"type": "subscribe", **subscribe, "uid": "s1"}) == {
+            "type": "subscription",
+            "event": "init",
+            "data": [],
+            "uid": "s1",
+        }
+        new = {"sku": "REST-1", "name": "Hex bolt M8", "quantity": 5, "unit_cost": "0.25"}
+        created = host.server.request("POST", "/items/stock_items", new, token=boss)
+        assert created.status == 200, created.body
+        key = created.body["data"]["id"]
+        assert created.body["data"] == {"id": key, **new}  # a superuser reads every field
+        clerk_row = {"id": key, "sku": "REST-1", "name": "Hex bolt M8", "quantity": 5}  # no unit_cost
+        assert ws.recv(FRAME_TIMEOUT) == {"type": "subscription", "event": "create", "data": [clerk_row], "uid": "s1"}
+        updated = host.server.request("PATCH", f"/items/stock_items/{key}", {"quantity": 7}, token=boss)
+        assert updated.status == 200, updated.body
+        assert ws.recv(FRAME_TIMEOUT) == {
+            "type": "subscription",
+            "event": "update",
+            "data": [{**clerk_row, "quantity": 7}],
+            "uid": "s1",
+        }
+
+
+def test_the_graphql_socket_hears_of_writes_to_the_hosts_model(host: Host) -> None:
+    boss = token(host, BOSS)
+    created = host.server.request("POST", "/items/stock_items", {"sku": "GQL-1", "name": "Washer"}, token=boss)
+    assert created.status == 200, created.body
+    key = str(created.body["data"]["id"])
+    with socket(host, "/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        init = {"type": "connection_init", "payload": {"access_token": token(host, CLERK)}}
+        assert ws.request(init) == {"type": "connection_ack"}
+        query = "subscription { stock_items_mutated(event: update) { key event data { id sku quantity unit_cost } } }"
+        ws.send({"id": "1", "type": "subscribe", "payload": {"query": query}})
+        quantities = count(1)
+
+        def write() -> None:
+            # A write that changes no value sends nothing: each retry writes a new quantity.
+            patch = {"quantity": next(quantities)}
+            response = host.server.request("PATCH", f"/items/stock_items/{key}", patch, token=boss)
+            assert response.status == 200, response.body
+
+        # Retried until the subscription has joined the fan-out (nothing tells the client when it has).
+        frame = write_until_seen(write, lambda wait: ws.recv_or_none(wait))
+        quantity = frame["payload"]["data"]["stock_items_mutated"]["data"]["quantity"]
+        assert frame == {
+            "id": "1",
+            "type": "next",
+            "payload": {
+                "data": {
+                    "stock_items_mutated": {
+                        "key": key,
+                        "event": "update",
+                        # unit_cost is not the clerk's to read: null
+                        "data": {"id": key, "sku": "GQL-1", "quantity": quantity, "unit_cost": None},
+                    }
+                }
+            },
+        }
+
+
+def test_the_logs_socket_streams_the_hosts_http_requests(host: Host) -> None:
+    with socket(host, "/websockets/logs") as ws:
+        assert ws.request({"type": "auth", "access_token": token(host, BOSS)}) == {"type": "auth", "status": "ok"}
+        assert ws.request({"type": "subscribe", "log_level": "info"}) == {
+            "type": "logs",
+            "event": "subscribe",
+            "log_level": "info",
+        }
+        assert host.server.request("GET", "/erp/ping").status == 200
+        deadline = time.monotonic() + FRAME_TIMEOUT
+        while not (line := ws.recv(max(deadline - time.monotonic(), 0.01)))["data"]["msg"].startswith("GET /erp/ping"):
+            assert line["type"] == "logs"
+        assert line["data"]["msg"].startswith("GET /erp/ping 200 ")
