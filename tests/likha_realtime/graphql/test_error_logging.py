@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from channels.testing import HttpCommunicator
+from django.core.handlers.asgi import ASGIHandler
 from graphql import parse, validate
 
 from likha_realtime.access.items import Items
@@ -22,7 +24,7 @@ from likha_realtime.graphql.errors import RealtimeSchema, unquoted, without_valu
 from likha_realtime.graphql.schema import get_schema
 from likha_realtime.logs import handler as handler_module
 from likha_realtime.logs.handler import LOCAL_ONLY_ATTRIBUTE, LogStreamHandler
-from likha_realtime.logs.middleware import RequestLogMiddleware
+from likha_realtime.logs.requests import RequestLog, request_log
 from likha_realtime.sockets.logs import LogsConsumer
 from tests.likha_realtime.graphql.support import close_of, communicator
 from tests.likha_realtime.logs.support import RecordingLayer
@@ -39,10 +41,19 @@ BAD_FILTER = json.dumps(json.dumps({"name": {"_bogus": json.dumps({"password": S
 
 
 def graphql_post(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = json.dumps({"query": query, "variables": variables})
-    response = Client().post("/graphql", body, content_type="application/json")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
+    """POST /graphql through Django's ASGI handler wrapped in the request log, as the server runs it."""
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    headers = [(b"host", b"testserver"), (b"content-type", b"application/json")]
+
+    async def post() -> dict[str, Any]:
+        comm = HttpCommunicator(request_log(ASGIHandler()), "POST", "/graphql", body=body, headers=headers)
+        answer: dict[str, Any] = await comm.get_response(timeout=10)
+        await comm.wait(timeout=10)  # the request line is written when the application returns
+        return answer
+
+    response = async_to_sync(post)()
+    assert response["status"] == 200
+    result: dict[str, Any] = json.loads(response["body"])
     return result
 
 
@@ -68,7 +79,7 @@ class Streamed:
 
 @pytest.fixture
 def streamed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Streamed]:
-    monkeypatch.setattr(RequestLogMiddleware, "timer", itertools.repeat(7.0).__next__)  # every request: 0ms
+    monkeypatch.setattr(RequestLog, "timer", itertools.repeat(7.0).__next__)  # every request: 0ms
     root = logging.getLogger()
     made = Streamed()
     root.addHandler(made.handler)
