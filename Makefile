@@ -29,6 +29,12 @@ $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund && touch node_modules/.stamp
 
+# Debian's chromium for the cross-origin browser tests (tests/live/test_browser_live.py): Playwright drives it, since
+# `playwright install` cannot download its own browser builds here. Installed once, when missing (needs root).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 install: $(VENV)/.stamp-runtime
 install-dev: $(VENV)/.stamp-dev
 
@@ -49,10 +55,10 @@ serve: install
 ## make test: the whole suite on SQLite, then again on PostgreSQL
 test: lint test-sqlite test-postgres
 
-test-sqlite: install-dev node_modules/.stamp
+test-sqlite: install-dev node_modules/.stamp $(CHROMIUM)
 	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: install-dev node_modules/.stamp
+test-postgres: install-dev node_modules/.stamp $(CHROMIUM)
 	$(PY) scripts/require_postgres.py "$(TEST_DATABASE_URL)"
 	DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PYTEST_ARGS)
 
