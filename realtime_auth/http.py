@@ -1,11 +1,19 @@
-"""The HTTP error envelope (``{"errors":[{"message","extensions":{"code"}}]}``) for every DRF error."""
+"""The HTTP error envelope (``{"errors":[{"message","extensions":{"code"}}]}``) for every DRF error, and
+``ContractAPIView``: the base of our DRF views, whose answers depend on no ``REST_FRAMEWORK`` setting of the host."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rest_framework import exceptions, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 _CODES = {
@@ -51,9 +59,67 @@ def _messages(data: Any, prefix: str = "") -> list[str]:
             return _messages(data["detail"], prefix)
         out: list[str] = []
         for key, value in data.items():
-            name = key if key != "non_field_errors" else ""
+            name = key if key not in ("non_field_errors", api_settings.NON_FIELD_ERRORS_KEY) else ""
             out += _messages(value, f"{prefix}{name}: " if name else prefix)
         return out
     if isinstance(data, list):
         return [message for item in data for message in _messages(item, prefix)]
     return [f"{prefix}{data}"]
+
+
+# -- views that keep the contract whatever the host's REST_FRAMEWORK says ---------------------------------------
+
+
+class ContractJSONRenderer(JSONRenderer):
+    """JSON as PROTOCOL §9 shows it. DRF's ``JSONRenderer`` takes these three from the host's ``REST_FRAMEWORK``
+    (``UNICODE_JSON``, ``COMPACT_JSON``, ``STRICT_JSON``) when it is imported; ours are fixed."""
+
+    ensure_ascii = False
+    compact = True
+    strict = True
+
+
+class ContractJSONParser(JSONParser):
+    """JSON bodies only (other media types are 415); ``NaN`` and ``Infinity`` refused whatever ``STRICT_JSON`` says."""
+
+    strict = True
+
+
+class JSONOnlyNegotiation(DefaultContentNegotiation):
+    """Always the view's first renderer: neither ``Accept`` nor ``?format=`` (``URL_FORMAT_OVERRIDE``) can select
+    another shape, or answer 404/406 instead of the contract's reply. Parsers are chosen by ``Content-Type`` as in
+    DRF."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class ContractAPIView(APIView):
+    """An ``APIView`` whose answers are PROTOCOL §9's under any host ``REST_FRAMEWORK`` settings.
+
+    Every policy that DRF reads from the host's defaults is set here: the error envelope (``get_exception_handler``,
+    not the global ``EXCEPTION_HANDLER``, so the host's own API keeps its handler), no authentication (subclasses
+    name theirs: no ``SessionAuthentication``, so no CSRF demand and no session login), no permission classes, no
+    throttles, JSON in and out only, no versioning, and ``OPTIONS`` answered 405 (no metadata: view descriptions are
+    not published). ``APIView`` has no pagination; our views paginate with the query's ``limit``/``offset``/``page``.
+    """
+
+    authentication_classes: Sequence[type[Any]] = []
+    permission_classes: Sequence[type[Any]] = []
+    throttle_classes: Sequence[type[Any]] = []
+    renderer_classes: Sequence[type[BaseRenderer]] = [ContractJSONRenderer]
+    parser_classes: Sequence[type[BaseParser]] = [ContractJSONParser]
+    content_negotiation_class = JSONOnlyNegotiation
+    metadata_class = None
+    versioning_class = None
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return exception_handler
+
+    def authenticated_user(self, request: Request) -> Any:
+        """The user an authentication class of this view found; ``None`` otherwise (the host's
+        ``UNAUTHENTICATED_USER``, which may be ``None`` or a class of its own, is not ours to use)."""
+        return request.user if request.successful_authenticator is not None else None

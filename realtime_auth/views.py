@@ -7,11 +7,10 @@ from typing import Any
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from realtime_auth import revocation, tokens, usernames
 from realtime_auth.errors import InvalidCredentials, InvalidToken
-from realtime_auth.http import ApiError
+from realtime_auth.http import ApiError, ContractAPIView
 
 
 class LoginBody(serializers.Serializer):
@@ -51,9 +50,9 @@ class RefreshBody(serializers.Serializer):
     refresh_token = serializers.CharField(max_length=4096)
 
 
-class AuthView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
+class AuthView(ContractAPIView):
+    """No authentication: the body carries the credentials. ``ContractAPIView``: no host DRF default applies."""
+
     body: type[serializers.Serializer]
 
     def validated(self, request: Request) -> dict[str, Any]:

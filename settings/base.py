@@ -143,12 +143,8 @@ STATIC_URL = "static/"
 ACCESS_TOKEN_TTL = env.duration("ACCESS_TOKEN_TTL", 15 * 60, minimum=1)
 REFRESH_TOKEN_TTL = env.duration("REFRESH_TOKEN_TTL", 7 * 86400, minimum=1)
 
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": [],
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "EXCEPTION_HANDLER": "realtime_auth.http.exception_handler",
-}
+# No REST_FRAMEWORK and no request-log middleware: the realtime views set their own DRF policies
+# (realtime_auth.http.ContractAPIView) and the ASGI application logs requests (likha_realtime.logs.requests).
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ACCESS_TOKEN_TTL),

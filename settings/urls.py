@@ -1,10 +1,9 @@
-"""HTTP routes: /auth (tokens), /server/info, the admin."""
+"""HTTP routes of the demo: the admin, and every realtime route (/auth, /items, /server/info, /graphql)."""
 
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("auth/", include("realtime_auth.urls")),
     path("", include("likha_realtime.urls")),
 ]

@@ -10,10 +10,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from likha_realtime.access.items import Items
 from likha_realtime.access.principal import Principal
@@ -21,7 +19,7 @@ from likha_realtime.conf import SOCKET_NAMES, realtime_settings, socket_auth, so
 from likha_realtime.events.stats import stats
 from likha_realtime.node import NODE_ID
 from realtime_auth.authentication import BearerSession
-from realtime_auth.http import ApiError
+from realtime_auth.http import ApiError, ContractAPIView, ContractJSONRenderer
 from realtime_auth.wire import ErrorCode, RealtimeError
 
 QUERY_PARAMS = ("fields", "filter", "sort", "limit", "offset", "page", "meta")
@@ -32,15 +30,16 @@ def http_error(error: RealtimeError) -> ApiError:
     return ApiError(_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST), str(error.code), error.message)
 
 
-class ItemsRenderer(JSONRenderer):
+class ItemsRenderer(ContractJSONRenderer):
     """Values as the socket sends them (its frames use DjangoJSONEncoder): decimals as text, never as floats."""
 
     encoder_class = DjangoJSONEncoder
 
 
-class ItemsView(APIView):
+class ItemsView(ContractAPIView):
+    """``Authorization: Bearer`` or the public role; every other policy is ``ContractAPIView``'s, not the host's."""
+
     authentication_classes = [BearerSession]
-    permission_classes: list[Any] = []
     renderer_classes = [ItemsRenderer]
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -50,7 +49,7 @@ class ItemsView(APIView):
 
     def items(self, request: Request, collection: str, action: str) -> Items:
         query = {key: request.query_params[key] for key in request.query_params}
-        return Items(Principal(request.user), collection, action, query or None)
+        return Items(Principal(self.authenticated_user(request)), collection, action, query or None)
 
     def get(self, request: Request, collection: str, pk: str | None = None) -> Response:
         items = self.items(request, collection, "read")
