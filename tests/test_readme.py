@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,11 @@ def readme_blocks(document: Path = README) -> list[Block]:
         blocks.append(Block(index + 1, fence.group(1), fence.group(2).strip(), code, marker))
         index = end + 1
     return blocks
+
+
+def readme_prose() -> str:
+    """The README with its line breaks as spaces: for checking a sentence that the test backs up."""
+    return " ".join(README.read_text().split())
 
 
 def snippet(name: str, server: DaphneProcess | None = None, document: Path = README) -> str:
@@ -376,6 +382,13 @@ def test_subscription_snippet_hears_the_http_snippets_change(
     assert subscriber.finish() == []
     assert subscriber.stderr == []
 
+    # "without a token the PATCH answers 403 (the public role may only view products)"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        request(server, "PATCH", "/items/products/1", {"stock": 0})
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
+    assert "without a token the PATCH answers 403 (the public role may only view products)" in readme_prose()
+
 
 @pytest.mark.live
 def test_public_mode_snippet_reads_products_but_not_their_stock(
@@ -435,4 +448,4 @@ def test_get_graphql_serves_graphiql_as_the_readme_says(start_server: StartServe
     with urllib.request.urlopen(page, timeout=10) as response:
         assert response.status == 200
         assert "<title>Strawberry GraphiQL</title>" in response.read().decode()
-    assert "`GET /graphql` in a browser opens strawberry's GraphiQL" in README.read_text()
+    assert "`GET /graphql` in a browser opens strawberry's GraphiQL" in readme_prose()
