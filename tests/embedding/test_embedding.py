@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.embedding.conftest import BOSS, CLERK, Host
 from tests.embedding.host import OUTPUTS, Venv, run
@@ -77,9 +78,11 @@ def test_a_failed_login_answers_the_protocol_envelope(host: Host) -> None:
         401,
         {"errors": [{"message": "Invalid user credentials.", "extensions": {"code": "INVALID_CREDENTIALS"}}]},
     )
-    response = host.server.request("POST", "/auth/login", b"not json")
-    assert response.status == 400
-    assert [error["extensions"]["code"] for error in response.body["errors"]] == ["INVALID_PAYLOAD"]
+    response = host.server.request("POST", "/auth/login", {"username": "clerk"})
+    assert (response.status, response.body) == (
+        400,
+        {"errors": [{"message": "password: This field is required.", "extensions": {"code": "INVALID_PAYLOAD"}}]},
+    )
 
 
 def test_the_hosts_own_views_are_left_as_they_are(host: Host) -> None:
@@ -100,11 +103,19 @@ def test_browsers_on_the_allowed_origin_get_cors_on_the_realtime_routes(host: Ho
     assert refused.header("Access-Control-Allow-Origin") is None
 
 
-def test_sockets_take_the_allowed_origin_and_refuse_others(host: Host) -> None:
+@pytest.mark.parametrize("path", ["/websockets", "/graphql", "/websockets/logs"])
+def test_sockets_refuse_pages_of_other_origins(host: Host, path: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        socket(host, path, origin=OTHER_ORIGIN)
+    assert refused.value.response.status_code == 403
+
+
+def test_sockets_take_pages_of_the_allowed_origin(host: Host) -> None:
     with socket(host, "/websockets", origin=ALLOWED_ORIGIN) as ws:
         assert ws.request({"type": "auth", "access_token": token(host, CLERK)}) == {"type": "auth", "status": "ok"}
-    with pytest.raises(Exception, match="HTTP 403"):
-        socket(host, "/websockets", origin=OTHER_ORIGIN)
+    with socket(host, "/graphql", origin=ALLOWED_ORIGIN, subprotocols=["graphql-transport-ws"]) as ws:
+        init = {"type": "connection_init", "payload": {"access_token": token(host, CLERK)}}
+        assert ws.request(init) == {"type": "connection_ack"}
 
 
 def test_server_info_describes_the_sockets(host: Host) -> None:
