@@ -22,6 +22,7 @@ from likha_realtime.conf import (
     LOG_STYLES,
     SOCKET_KEYS,
     SOCKET_NAMES,
+    Origins,
     from_environ,
     realtime_settings,
     socket_auth,
@@ -46,6 +47,7 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Choice(LOG_STYLES): ("raw", "raw"),
     Choice(INTROSPECTION_MODES): ("ALL", "all"),
     Count(minimum=1): ("5", 5),
+    Origins(): ("https://App.example.com,http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
 }
 
 
@@ -63,7 +65,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 25
+    assert len(DEFAULTS) == 26
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 
