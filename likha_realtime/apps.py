@@ -1,4 +1,4 @@
-"""App config for likha_realtime: registers the system checks of its settings."""
+"""App config for likha_realtime: registers the system checks of its settings and of the deployment (``checks``)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ class LikhaRealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from likha_realtime import checks as deployment_checks
         from likha_realtime.access.collections import registry
         from likha_realtime.conf import realtime_settings
         from likha_realtime.events import capture
         from likha_realtime.query.lookups import register_lookups
 
         checks.register(check_realtime_settings)
+        deployment_checks.register()
         register_lookups()
         registry.load_settings(realtime_settings.COLLECTIONS)
         capture.connect_signals()

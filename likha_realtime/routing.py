@@ -1,24 +1,42 @@
-"""The ASGI application: HTTP to Django, enabled sockets at their configured paths (docs/EMBEDDING.md).
+"""The ASGI application: HTTP to Django with the request log, the enabled sockets at their configured paths.
 
-A host project either uses ``build_application(get_asgi_application())`` as its whole ASGI application, or, when it
-has its own ``ProtocolTypeRouter``, mounts ``websocket_application()`` under ``"websocket"`` and wraps its HTTP app in
-``likha_realtime.logs.requests.request_log``.
+A host project mounts it in one of two ways (docs/CONFIGURATION.md, "Mounting"):
+
+- its whole ASGI application is ``build_application(get_asgi_application())``;
+- or, with a ``ProtocolTypeRouter`` of its own, ``"http": request_log(django_asgi_app)`` and
+  ``"websocket": websocket_application()`` (with its own WebSocket routes: ``URLRouter([*theirs,
+  *websocket_urlpatterns()])`` behind ``origins.guard`` and ``channel_layer_required``, as ``websocket_application``
+  builds it).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
 from likha_realtime import origins
+from likha_realtime.checks import CHANNEL_LAYER_HINT, channel_layer_problem
 from likha_realtime.conf import socket_enabled, socket_path
 from likha_realtime.logs.requests import request_log
 
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+
+# PROTOCOL §4: the sockets cannot work on this server (no channel layer). graphql-ws clients do not retry 4500.
+# (Kept here until realtime_auth.wire.CloseCode, the list of close codes, takes it.)
+SERVER_MISCONFIGURED = 4500
+SERVER_MISCONFIGURED_REASON = "Server Misconfigured"
+
 
 def websocket_urlpatterns() -> list[Any]:
-    """The enabled sockets' routes, unguarded: mount them only behind ``origins.guard`` (``websocket_application``)."""
+    """The enabled sockets' routes, unguarded: mount them only behind ``origins.guard`` and
+    ``channel_layer_required`` (``websocket_application``)."""
     from likha_realtime.graphql.schema import get_schema
     from likha_realtime.sockets.graphql import GraphQLConsumer
     from likha_realtime.sockets.logs import LogsConsumer
@@ -31,9 +49,37 @@ def websocket_urlpatterns() -> list[Any]:
     return [path(socket_path(name).lstrip("/"), app) for name, app in apps.items() if socket_enabled(name)]
 
 
+class ChannelLayerRequired:
+    """``app`` (the sockets) when there is a channel layer; without one (``CHANNEL_LAYERS`` missing or broken, e.g. a
+    host serving with plain daphne, which runs no system checks), every socket is accepted and closed 4500 "Server
+    Misconfigured" instead of failing inside a consumer (close 1011), and one ERROR naming the fix is logged."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.reported = False
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        problem = channel_layer_problem() if scope.get("type") == "websocket" else None
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        if not self.reported:
+            self.reported = True
+            logger.error("WebSocket refused (close %d): %s %s", SERVER_MISCONFIGURED, problem, CHANNEL_LAYER_HINT)
+        message = await receive()
+        if message.get("type") != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": SERVER_MISCONFIGURED, "reason": SERVER_MISCONFIGURED_REASON})
+
+
+def channel_layer_required(app: Any) -> ChannelLayerRequired:
+    return ChannelLayerRequired(app)
+
+
 def websocket_application() -> Any:
     """The three sockets behind the origin and Host checks: the ``"websocket"`` entry of a ``ProtocolTypeRouter``."""
-    return origins.guard(URLRouter(websocket_urlpatterns()))
+    return origins.guard(channel_layer_required(URLRouter(websocket_urlpatterns())))
 
 
 def build_application(http_app: Any) -> ProtocolTypeRouter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 # daphne.cli imports daphne.server, which installs Twisted's asyncio reactor, before anything Twisted.
 import daphne.cli
@@ -17,6 +17,7 @@ from likha_realtime.logs.redact import redact
 # RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
 MAX_CLOSE_REASON_BYTES = 123
 CONFIGURATION_ERROR_STATUS = 2
+OUR_APPS = ("likha_realtime", "realtime_auth")
 
 
 def transport_limit() -> int:
@@ -128,16 +129,51 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
         super().run(list(args))
 
 
-def run_system_checks() -> None:
-    """Django's system checks (settings of the realtime apps included): errors stop the server, as in runserver."""
+def run_system_checks(warnings_to: TextIO | None = None) -> None:
+    """Django's system checks before serving (docs/CONFIGURATION.md, "System checks"): errors stop the server, as in
+    runserver; warnings are printed once, one line each, to ``warnings_to`` (stderr).
+
+    Besides the checks ``runserver`` runs, this server runs the deployment checks of likha_realtime and
+    realtime_auth (an in-memory channel layer, DEBUG, the JWT signing key; not Django's own ``--deploy`` checks) and
+    the public role's group check against the database. ``SILENCED_SYSTEM_CHECKS`` applies.
+    """
     from django.conf import settings
     from django.core import checks
 
     if not settings.configured:
         return
-    errors = [message for message in checks.run_checks() if message.is_serious()]
+    found = [*checks.run_checks(), *_our_deployment_messages()]
+    found = [message for message in found if not message.is_silenced()]
+    errors = [message for message in found if message.is_serious()]
     if errors:
-        raise ImproperlyConfigured("; ".join(f"{e.msg} ({e.id}: {e.hint})" if e.hint else e.msg for e in errors))
+        raise ImproperlyConfigured("; ".join(_one_line(e) for e in errors))
+    for warning in found:
+        if warning.level >= checks.WARNING:
+            print(f"configuration warning: {_one_line(warning)}", file=warnings_to or sys.stderr, flush=True)
+
+
+def _our_deployment_messages() -> list[Any]:
+    from django.apps import apps
+    from django.core.checks.registry import registry
+    from django.db import DEFAULT_DB_ALIAS
+
+    from realtime_auth.checks import check_public_group
+
+    everyday = set(registry.get_checks(include_deployment_checks=False))
+    ours = [
+        check
+        for check in registry.get_checks(include_deployment_checks=True)
+        if check not in everyday and check.__module__.partition(".")[0] in OUR_APPS
+    ]
+    messages = [message for check in ours for message in check(app_configs=None, databases=None)]
+    if apps.is_installed("realtime_auth"):
+        messages += check_public_group(databases=[DEFAULT_DB_ALIAS])
+    return messages
+
+
+def _one_line(message: Any) -> str:
+    text = " ".join(str(message.msg).split())
+    return f"{text} ({message.id}: {message.hint})" if message.hint else text
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""App config for realtime_auth: registers the system checks of its settings."""
+"""App config for realtime_auth: registers the system checks of its settings and of the deployment (``checks``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ class RealtimeAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from realtime_auth import checks as deployment_checks
         from realtime_auth import signals
 
         checks.register(check_auth_settings, checks.Tags.security)
+        deployment_checks.register()
         signals.connect_signals()
 
 

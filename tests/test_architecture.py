@@ -30,7 +30,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("likha_realtime.access",),
     ("likha_realtime.events", "likha_realtime.logs"),
     ("likha_realtime.graphql", "likha_realtime.sockets", "likha_realtime.http"),
-    ("likha_realtime.routing", "likha_realtime.urls", "likha_realtime.apps", "likha_realtime.server"),
+    (
+        "likha_realtime.routing",
+        "likha_realtime.urls",
+        "likha_realtime.apps",
+        "likha_realtime.server",
+        "likha_realtime.checks",
+    ),
 )
 # Outside the layers: the package's empty ``__init__``, its models (a permission holder) and its migrations. They
 # must import nothing of either app, so no chain between layers can pass through them unseen.

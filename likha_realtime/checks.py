@@ -1,0 +1,90 @@
+"""System checks of the host's deployment for likha_realtime: the channel layer and DEBUG (docs/CONFIGURATION.md,
+"System checks"). The settings' own values are checked in ``apps.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.core import checks
+
+from likha_realtime.conf import SOCKET_NAMES, socket_enabled
+
+REDIS_LAYER_EXAMPLE = (
+    "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.core.RedisChannelLayer', "
+    "'CONFIG': {'hosts': ['redis://127.0.0.1:6379/0']}}}"
+)
+CANNOT_WORK = "the realtime sockets cannot work."
+CHANNEL_LAYER_HINT = (
+    f"Configure a channel layer, e.g. {REDIS_LAYER_EXAMPLE} (docs/CONFIGURATION.md, 'Channel layer'), "
+    "or turn the sockets off with LIKHA_REALTIME['ENABLED'] = False."
+)
+
+
+def sockets_enabled() -> bool:
+    return any(socket_enabled(name) for name in SOCKET_NAMES)
+
+
+def channel_layer_problem() -> str | None:
+    """Why the sockets have no channel layer to use (``None``: they have one). Never raises."""
+    configs = getattr(settings, "CHANNEL_LAYERS", None)
+    if not isinstance(configs, dict) or DEFAULT_CHANNEL_LAYER not in configs:
+        return f"CHANNEL_LAYERS has no {DEFAULT_CHANNEL_LAYER!r} channel layer: {CANNOT_WORK}"
+    try:
+        layer = get_channel_layer()
+    except Exception as exc:  # channels' InvalidChannelLayerError, or the backend's own error on its CONFIG
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return f"CHANNEL_LAYERS[{DEFAULT_CHANNEL_LAYER!r}] cannot be loaded ({reason}): {CANNOT_WORK}"
+    if layer is None:
+        return f"CHANNEL_LAYERS[{DEFAULT_CHANNEL_LAYER!r}] gives no channel layer: {CANNOT_WORK}"
+    return None
+
+
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E003: no usable channel layer while a socket is enabled (the sockets would be refused, close 4500)."""
+    if not sockets_enabled():
+        return []
+    problem = channel_layer_problem()
+    if problem is None:
+        return []
+    return [checks.Error(problem, hint=CHANNEL_LAYER_HINT, id="likha_realtime.E003")]
+
+
+def check_single_process_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W002 (deploy): the in-memory layer keeps events, revocations and log lines inside one process."""
+    if not sockets_enabled() or channel_layer_problem() is not None:
+        return []
+    if not isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return []
+    return [
+        checks.Warning(
+            f"CHANNEL_LAYERS[{DEFAULT_CHANNEL_LAYER!r}] is the in-memory layer: events, log lines, logouts and "
+            "rights changes reach only the sockets of the server process where they happen.",
+            hint="Fine for one server process. With several processes or machines use Redis: "
+            f"{REDIS_LAYER_EXAMPLE} (docs/CONFIGURATION.md, 'Channel layer').",
+            id="likha_realtime.W002",
+        )
+    ]
+
+
+def check_debug(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003 (deploy): DEBUG on, which long-lived sockets make costlier than plain requests."""
+    if not settings.DEBUG:
+        return []
+    return [
+        checks.Warning(
+            "DEBUG is on: error pages show settings and source, and Django keeps up to 9000 SQL queries per "
+            "database connection in memory, which sockets (unlike requests) never reset.",
+            hint="Set DEBUG = False in deployment (env DEBUG=false in this project).",
+            id="likha_realtime.W003",
+        )
+    ]
+
+
+def register() -> None:
+    """Called from ``LikhaRealtimeConfig.ready()``; deploy checks run with ``check --deploy`` and at server start
+    (``likha_realtime.server``)."""
+    checks.register(check_channel_layer)
+    checks.register(check_single_process_layer, deploy=True)
+    checks.register(check_debug, checks.Tags.security, deploy=True)

@@ -1,0 +1,212 @@
+"""System checks of the deployment for likha_realtime (``likha_realtime.checks``): the channel layer and DEBUG; and
+the sockets without a channel layer at run time: close 4500, never 1011, one ERROR naming the fix."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.core import checks
+from django.test import override_settings
+
+from likha_realtime.checks import (
+    CHANNEL_LAYER_HINT,
+    check_channel_layer,
+    check_debug,
+    check_single_process_layer,
+)
+from likha_realtime.routing import (
+    SERVER_MISCONFIGURED,
+    SERVER_MISCONFIGURED_REASON,
+    channel_layer_required,
+    websocket_application,
+    websocket_urlpatterns,
+)
+from tests.likha_realtime.support import realtime
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+}
+MISSING = "CHANNEL_LAYERS has no 'default' channel layer: the realtime sockets cannot work."
+
+
+def ids(found: list[checks.CheckMessage]) -> list[str]:
+    return [message.id or "" for message in found]
+
+
+def ours(found: list[checks.CheckMessage]) -> list[str]:
+    return [i for i in ids(found) if i.startswith(("likha_realtime.", "realtime_auth."))]
+
+
+@pytest.fixture
+def no_channel_layers() -> Iterator[None]:
+    """A host settings module without CHANNEL_LAYERS at all."""
+    with override_settings():
+        del settings.CHANNEL_LAYERS
+        yield
+
+
+# -- E003: no channel layer --------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_channel_layers")
+def test_no_channel_layers_setting_is_an_error_naming_the_fix() -> None:
+    (error,) = check_channel_layer()
+    assert (error.level, error.id, error.msg, error.hint) == (
+        checks.ERROR,
+        "likha_realtime.E003",
+        MISSING,
+        CHANNEL_LAYER_HINT,
+    )
+    assert "channels_redis.core.RedisChannelLayer" in CHANNEL_LAYER_HINT and "redis://" in CHANNEL_LAYER_HINT
+    assert "likha_realtime.E003" in ids(checks.run_checks())  # registered, without --deploy
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ({}, MISSING),
+        ({"other": IN_MEMORY["default"]}, MISSING),
+        (
+            {"default": {"BACKEND": "nowhere.Layer"}},
+            "CHANNEL_LAYERS['default'] cannot be loaded (Cannot import BACKEND 'nowhere.Layer' specified for "
+            "default): the realtime sockets cannot work.",
+        ),
+        (
+            {"default": {"CONFIG": {}}},
+            "CHANNEL_LAYERS['default'] cannot be loaded (No BACKEND specified for default): the realtime sockets "
+            "cannot work.",
+        ),
+    ],
+    ids=["empty", "no default", "unknown backend", "no backend"],
+)
+def test_an_unusable_channel_layer_is_an_error(layers: dict[str, Any], message: str) -> None:
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert [(e.id, e.msg) for e in check_channel_layer()] == [("likha_realtime.E003", message)]
+
+
+@pytest.mark.parametrize("layers", [IN_MEMORY, REDIS], ids=["in-memory", "redis"])
+def test_a_configured_channel_layer_passes(layers: dict[str, Any]) -> None:
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert check_channel_layer() == []
+
+
+@pytest.mark.usefixtures("no_channel_layers")
+@pytest.mark.parametrize(
+    "switches",
+    [{"ENABLED": False}, {"REST_ENABLED": False, "GRAPHQL_ENABLED": False, "LOGS_ENABLED": False}],
+    ids=["all off", "each off"],
+)
+def test_no_channel_layer_is_fine_without_sockets(switches: dict[str, bool]) -> None:
+    with realtime(**switches):
+        assert check_channel_layer() == []
+
+
+# -- W002: the in-memory layer (deploy) --------------------------------------------------------------------------
+
+
+def test_the_in_memory_layer_is_a_deployment_warning() -> None:
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
+        (warning,) = check_single_process_layer()
+        assert (warning.level, warning.id) == (checks.WARNING, "likha_realtime.W002")
+        assert warning.msg == (
+            "CHANNEL_LAYERS['default'] is the in-memory layer: events, log lines, logouts and rights changes reach "
+            "only the sockets of the server process where they happen."
+        )
+        assert warning.hint is not None and warning.hint.startswith("Fine for one server process. With several")
+        assert "channels_redis.core.RedisChannelLayer" in warning.hint
+        assert "likha_realtime.W002" in ids(checks.run_checks(include_deployment_checks=True))
+        assert "likha_realtime.W002" not in ids(checks.run_checks())
+
+
+def test_a_redis_layer_or_none_gives_no_in_memory_warning() -> None:
+    with override_settings(CHANNEL_LAYERS=REDIS):
+        assert check_single_process_layer() == []
+    with override_settings(CHANNEL_LAYERS={}):
+        assert check_single_process_layer() == []  # E003 says it
+
+
+# -- W003: DEBUG (deploy) ----------------------------------------------------------------------------------------
+
+
+def test_debug_is_a_deployment_warning() -> None:
+    with override_settings(DEBUG=True):
+        (warning,) = check_debug()
+        assert (warning.level, warning.id) == (checks.WARNING, "likha_realtime.W003")
+        assert warning.hint == "Set DEBUG = False in deployment (env DEBUG=false in this project)."
+        assert "likha_realtime.W003" in ids(checks.run_checks(include_deployment_checks=True))
+        assert "likha_realtime.W003" not in ids(checks.run_checks())
+    with override_settings(DEBUG=False):
+        assert check_debug() == []
+
+
+def test_the_test_settings_pass_every_check_but_the_in_memory_layer() -> None:
+    """The demo's settings under test (in-memory layer, a random key, DEBUG off): only W002, and only with --deploy."""
+    assert ours(checks.run_checks()) == []
+    assert ours(checks.run_checks(include_deployment_checks=True)) == ["likha_realtime.W002"]
+
+
+# -- at run time: no channel layer, no 1011 ------------------------------------------------------------------------
+
+
+async def closed_with(comm: WebsocketCommunicator) -> tuple[int, str | None]:
+    output = await comm.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"], output.get("reason")
+
+
+@pytest.mark.parametrize("layers", [{}, {"default": {"BACKEND": "nowhere.Layer"}}], ids=["none", "broken"])
+async def test_without_a_channel_layer_every_socket_is_closed_4500_with_one_error_logged(
+    caplog: pytest.LogCaptureFixture, layers: dict[str, Any]
+) -> None:
+    headers = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+    with override_settings(CHANNEL_LAYERS=layers), realtime(REST_AUTH="handshake", LOGS_AUTH="strict"):
+        application = websocket_application()
+        with caplog.at_level(logging.INFO):
+            for path in ("/websockets", "/graphql", "/websockets/logs", "/websockets"):
+                comm = WebsocketCommunicator(application, path, headers=headers)
+                assert await comm.connect(timeout=5) == (True, None)
+                assert await closed_with(comm) == (SERVER_MISCONFIGURED, SERVER_MISCONFIGURED_REASON)
+                await comm.wait(timeout=5)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.name, r.levelno) for r in errors] == [("likha_realtime.routing", logging.ERROR)]
+    assert errors[0].getMessage().startswith("WebSocket refused (close 4500): CHANNEL_LAYERS")
+    assert errors[0].getMessage().endswith(CHANNEL_LAYER_HINT)
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback, no AttributeError
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_with_a_channel_layer_the_sockets_are_served() -> None:
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY), realtime(REST_AUTH="handshake", HEARTBEAT_ENABLED=False):
+        comm = WebsocketCommunicator(channel_layer_required(_router()), "/websockets")
+        assert await comm.connect(timeout=5) == (True, None)
+        await comm.send_json_to({"type": "ping", "uid": "p"})  # the REST socket's handshake answers it
+        assert await comm.receive_json_from(timeout=5) == {
+            "type": "auth",
+            "status": "error",
+            "error": {"code": "AUTH_FAILED", "message": "Authentication handshake failed."},
+            "uid": "p",
+        }
+        assert await closed_with(comm) == (4401, "Unauthorized")
+
+
+async def test_other_scopes_pass_the_channel_layer_guard() -> None:
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    with override_settings(CHANNEL_LAYERS={}):
+        await channel_layer_required(app)({"type": "http"}, None, None)
+    assert seen == ["http"]
+
+
+def _router() -> Any:
+    from channels.routing import URLRouter
+
+    return URLRouter(websocket_urlpatterns())
