@@ -284,10 +284,10 @@ def test_server_info_and_graphql_answer_as_the_protocol_says(roles: Roles, produ
             }
         }
     }
-    query = {"query": f'{{ products_by_id(id: "{products["SKU-B"]}") {{ sku }} }}'}
-    browser = session_client(seed_demo.ADMIN_EMAIL)
+    query = {"query": f'{{ products_by_id(id: "{products["SKU-B"]}") {{ sku stock }} }}'}
+    browser = session_client(seed_demo.ADMIN_EMAIL)  # the admin's session is not a login: stock stays hidden
     status, content = call(browser, "post", "/graphql", query)
-    assert (status, json.loads(content)) == (200, {"data": {"products_by_id": {"sku": "SKU-B"}}})
+    assert (status, json.loads(content)) == (200, {"data": {"products_by_id": {"sku": "SKU-B", "stock": None}}})
     status, content = call(browser, "post", "/graphql", query, HTTP_AUTHORIZATION="Bearer nope")
     assert (status, json.loads(content)) == (401, envelope("INVALID_TOKEN", "Invalid token."))
 
