@@ -155,7 +155,7 @@ def run_system_checks(warnings_to: TextIO | None = None) -> None:
 def _our_deployment_messages() -> list[Any]:
     from django.apps import apps
     from django.core.checks.registry import registry
-    from django.db import DEFAULT_DB_ALIAS
+    from django.db import DEFAULT_DB_ALIAS, connections
 
     from realtime_auth.checks import check_public_group
 
@@ -168,6 +168,8 @@ def _our_deployment_messages() -> list[Any]:
     messages = [message for check in ours for message in check(app_configs=None, databases=None)]
     if apps.is_installed("realtime_auth"):
         messages += check_public_group(databases=[DEFAULT_DB_ALIAS])
+        if not connections[DEFAULT_DB_ALIAS].in_atomic_block:  # this thread serves no queries: none left open
+            connections[DEFAULT_DB_ALIAS].close()
     return messages
 
 
