@@ -21,7 +21,8 @@ from tests.embedding.host import OUTPUTS, Venv, run
 from tests.live.client import JsonSocket
 from tests.support import write_until_seen
 
-pytestmark = pytest.mark.live
+# Bounds for a busy machine: the first test also builds the virtualenv (pip install) and sets the host up.
+pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 
 ALLOWED_ORIGIN = "https://app.erp.example"  # erp/settings.py allows it for browsers
 OTHER_ORIGIN = "https://evil.example"
