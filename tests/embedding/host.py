@@ -131,7 +131,7 @@ def build_venv() -> Venv:
     VENVS.mkdir(parents=True, exist_ok=True)
     home = VENVS / key
     with locked(VENVS / f"{key}.lock"):
-        if (home / "ready").exists():
+        if (home / "ready").exists() and (home / "venv" / "bin" / "likha-daphne").exists():
             os.utime(home)  # in use: remove_stale() leaves it alone for another STALE_SECONDS
             return Venv(home / "venv", home / "likha-erp-realtime", 0.0)
         shutil.rmtree(home, ignore_errors=True)

@@ -181,8 +181,9 @@ def test_the_graphql_socket_hears_of_writes_to_the_hosts_model(host: Host) -> No
     assert created.status == 200, created.body
     key = str(created.body["data"]["id"])
     with socket(host, "/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-        init = {"type": "connection_init", "payload": {"access_token": token(host, CLERK)}}
-        assert ws.request(init) == {"type": "connection_ack"}
+        # connection_init logs in with the user model's USERNAME_FIELD too.
+        credentials = {"username": CLERK["username"], "password": CLERK["password"]}
+        assert ws.request({"type": "connection_init", "payload": credentials}) == {"type": "connection_ack"}
         query = "subscription { stock_items_mutated(event: update) { key event data { id sku quantity unit_cost } } }"
         ws.send({"id": "1", "type": "subscribe", "payload": {"query": query}})
         quantities = count(1)
@@ -194,7 +195,7 @@ def test_the_graphql_socket_hears_of_writes_to_the_hosts_model(host: Host) -> No
             assert response.status == 200, response.body
 
         # Retried until the subscription has joined the fan-out (nothing tells the client when it has).
-        frame = write_until_seen(write, lambda wait: ws.recv_or_none(wait))
+        frame = write_until_seen(write, ws.recv_or_none)
         quantity = frame["payload"]["data"]["stock_items_mutated"]["data"]["quantity"]
         assert frame == {
             "id": "1",
