@@ -9,7 +9,7 @@ from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, get_cha
 from django.conf import settings
 from django.core import checks
 
-from likha_realtime.conf import SOCKET_NAMES, socket_enabled
+from likha_realtime.conf import ANY_ORIGIN, SOCKET_NAMES, realtime_settings, socket_enabled
 
 REDIS_LAYER_EXAMPLE = (
     "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.core.RedisChannelLayer', "
@@ -82,9 +82,33 @@ def check_debug(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
     ]
 
 
+def check_any_origin(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W004 (deploy): every web page may open the sockets — ``"*"`` in WEBSOCKETS_ALLOWED_ORIGINS, or the list unset
+    with ``"*"`` in ALLOWED_HOSTS (whose hosts are then the default origins)."""
+    if not sockets_enabled():
+        return []
+    configured = realtime_settings.WEBSOCKETS_ALLOWED_ORIGINS
+    if configured is not None and ANY_ORIGIN in configured:
+        cause = f"LIKHA_REALTIME['WEBSOCKETS_ALLOWED_ORIGINS'] holds {ANY_ORIGIN!r}"
+    elif configured is None and "*" in settings.ALLOWED_HOSTS:
+        cause = "WEBSOCKETS_ALLOWED_ORIGINS is unset and ALLOWED_HOSTS holds '*'"
+    else:
+        return []
+    return [
+        checks.Warning(
+            f"{cause}: a page of any web site may open the realtime sockets from its visitors' browsers.",
+            hint="List the front ends' origins: LIKHA_REALTIME['WEBSOCKETS_ALLOWED_ORIGINS'] = "
+            "['https://app.example.com'] (env WEBSOCKETS_ALLOWED_ORIGINS; docs/CONFIGURATION.md, "
+            "'Browsers: origins and CORS').",
+            id="likha_realtime.W004",
+        )
+    ]
+
+
 def register() -> None:
     """Called from ``LikhaRealtimeConfig.ready()``; deploy checks run with ``check --deploy`` and at server start
     (``likha_realtime.server``)."""
     checks.register(check_channel_layer)
     checks.register(check_single_process_layer, deploy=True)
     checks.register(check_debug, checks.Tags.security, deploy=True)
+    checks.register(check_any_origin, checks.Tags.security, deploy=True)

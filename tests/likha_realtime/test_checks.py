@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from likha_realtime.checks import (
     CHANNEL_LAYER_HINT,
+    check_any_origin,
     check_channel_layer,
     check_debug,
     check_single_process_layer,
@@ -210,3 +211,30 @@ def _router() -> Any:
     from channels.routing import URLRouter
 
     return URLRouter(websocket_urlpatterns())
+
+
+# -- W004: every origin (deploy) ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("origins", "hosts"),
+    [(["*"], ["127.0.0.1"]), (None, ["*"]), (["https://app.example.com", "*"], ["erp.example.com"])],
+)
+def test_any_origin_is_a_deploy_warning(origins: list[str] | None, hosts: list[str]) -> None:
+    with realtime(WEBSOCKETS_ALLOWED_ORIGINS=origins), override_settings(ALLOWED_HOSTS=hosts):
+        (warning,) = check_any_origin()
+        assert (warning.level, warning.id) == (checks.WARNING, "likha_realtime.W004")
+        assert "a page of any web site may open the realtime sockets" in warning.msg
+        assert "WEBSOCKETS_ALLOWED_ORIGINS" in warning.hint
+        assert "likha_realtime.W004" in ids(checks.run_checks(include_deployment_checks=True))
+        assert "likha_realtime.W004" not in ids(checks.run_checks())
+
+
+@pytest.mark.parametrize(
+    ("origins", "hosts"),
+    [(None, ["127.0.0.1", "localhost"]), (["https://app.example.com"], ["*"]), (None, [".example.com"])],
+)
+def test_a_list_of_origins_or_of_hosts_gives_no_warning(origins: list[str] | None, hosts: list[str]) -> None:
+    # An explicit list decides alone, even beside ALLOWED_HOSTS = ["*"].
+    with realtime(WEBSOCKETS_ALLOWED_ORIGINS=origins), override_settings(ALLOWED_HOSTS=hosts):
+        assert check_any_origin() == []
