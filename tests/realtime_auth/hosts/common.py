@@ -26,7 +26,5 @@ INSTALLED_APPS = [
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["HOST_DB"]}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# The PROTOCOL §9 error envelope; to be dropped once realtime_auth's views answer with it by themselves (issue 10
-# item 2).
-REST_FRAMEWORK = {"EXCEPTION_HANDLER": "realtime_auth.http.exception_handler"}
+# No REST_FRAMEWORK: realtime_auth's views answer with PROTOCOL §9's envelope whatever the host's DRF settings.
 SIMPLE_JWT = {"ROTATE_REFRESH_TOKENS": True, "BLACKLIST_AFTER_ROTATION": True, "AUTH_HEADER_TYPES": ("Bearer",)}
