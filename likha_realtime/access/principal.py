@@ -34,7 +34,9 @@ class Principal:
         perm = collection.perm(action)
         if self.is_public:
             return perm in self._public_perms
-        return self.user.has_perm(perm)
+        # A user model without PermissionsMixin and a has_perm() of its own holds no permission.
+        has_perm = getattr(self.user, "has_perm", None)
+        return bool(has_perm is not None and has_perm(perm))
 
     def row_q(self, collection: Collection) -> Q | None:
         """The rows this principal may see in ``collection`` (``None``: all of them)."""

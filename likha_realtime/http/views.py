@@ -101,7 +101,7 @@ def _is_admin(request: HttpRequest) -> bool:
         found = BearerSession().authenticate(request)  # type: ignore[arg-type]  # reads only HttpRequest.META
     except APIException:
         return False
-    return found is not None and bool(found[0].is_superuser and found[0].is_active)
+    return found is not None and bool(getattr(found[0], "is_superuser", False) and found[0].is_active)
 
 
 @require_GET

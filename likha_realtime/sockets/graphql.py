@@ -21,12 +21,22 @@ from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
 from likha_realtime.sockets.base import RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size
+from realtime_auth import usernames
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError
 
 logger = logging.getLogger(__name__)
 
-CREDENTIAL_KEYS = ("access_token", "email", "password", "refresh_token")
+TOKEN_KEYS = ("access_token", "password", "refresh_token")
+
+
+def credential_keys() -> tuple[str, ...]:
+    """``connection_init`` keys that ask for a login: the tokens, ``password``, and the keys naming a user (``email``
+    and the host user model's ``USERNAME_FIELD``, e.g. ``username``): one of them alone is a failed login, not the
+    public role."""
+    return (*TOKEN_KEYS, *usernames.login_fields())
+
+
 AUTH_MESSAGES = ("auth.revoke", "auth.reload")
 
 
@@ -131,7 +141,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         """``connection_init``: credentials in the payload log in (any mode); handshake mode requires them."""
         params = context.get("connection_params") if isinstance(context, dict) else None
         params = params if isinstance(params, dict) else {}
-        if any(key in params for key in CREDENTIAL_KEYS):
+        if any(key in params for key in credential_keys()):
             if not await self.auth_credentials(params):
                 raise ConnectionRejectionError()
         elif self.auth.awaiting_handshake:

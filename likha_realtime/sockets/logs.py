@@ -29,7 +29,11 @@ def is_admin(user: Any) -> bool:
     """Superusers, and active users holding ``likha_realtime.view_logs`` (directly or through a group)."""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return False
-    return bool(user.is_superuser or user.has_perm("likha_realtime.view_logs"))
+    # A user model without PermissionsMixin has neither (docs/CONFIGURATION.md, "User model").
+    if getattr(user, "is_superuser", False):
+        return True
+    has_perm = getattr(user, "has_perm", None)
+    return bool(has_perm is not None and has_perm("likha_realtime.view_logs"))
 
 
 def requested_level(message: dict[str, Any]) -> str:

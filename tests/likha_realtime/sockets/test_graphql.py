@@ -10,7 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from realtime_auth import tokens
+from realtime_auth import tokens, usernames
 from tests.likha_realtime.graphql.support import (
     SUBSCRIBE,
     app,
@@ -143,3 +143,17 @@ async def test_the_legacy_graphql_ws_protocol_works_in_public_mode(seeded: dict[
                     }
                 },
             }
+
+
+@pytest.mark.parametrize("params", [{"username": "ann"}, {"email": "ann@example.com"}], ids=["username", "email"])
+async def test_a_user_name_without_a_password_is_a_failed_login_in_public_mode(
+    seeded: dict[str, int], params: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A host user model whose USERNAME_FIELD is "username" (Django's auth.User): its name alone asks for a login, as
+    # an email alone does; it must not pass as the public role.
+    monkeypatch.setattr(usernames, "login_fields", lambda: ("email", "username"))
+    with realtime(GRAPHQL_AUTH="public"):
+        comm = communicator(**params)
+        assert await comm.connect() == (True, "graphql-transport-ws")
+        await comm.send_json_to({"type": "connection_init", "payload": params})
+        assert await close_of(comm) == (4403, "Forbidden")
