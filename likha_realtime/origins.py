@@ -154,7 +154,9 @@ class OriginGuard:
             await self.app(scope, receive, send)
             return
         # The path only: the query string may hold ?access_token=.
-        logger.warning("WebSocket handshake to %s refused (HTTP 403): %s", scope.get("path", ""), reason)
+        # The path is the client's: escaped (``\n``, ``\x1b``), so that it cannot end the line and forge another.
+        path = str(scope.get("path", "")).encode("unicode_escape").decode("ascii")
+        logger.warning("WebSocket handshake to %s refused (HTTP 403): %s", path, reason)
         await refuse(receive, send)
 
 

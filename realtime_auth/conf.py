@@ -202,7 +202,12 @@ class EnvError(ImproperlyConfigured):
 
     def __init__(self, name: str, value: str, allowed: str) -> None:
         self.name = name
-        super().__init__(f"{name}={value!r} is invalid; allowed: {allowed}.")
+        # A URL's password (postgres://user:secret@host) is not repeated on the console.
+        shown = URL_PASSWORD.sub(r"\1[REDACTED]@", value)
+        super().__init__(f"{name}={shown!r} is invalid; allowed: {allowed}.")
+
+
+URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
 def env_text(environ: Mapping[str, str], name: str) -> str | None:

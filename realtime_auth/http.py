@@ -84,6 +84,12 @@ class ContractJSONParser(JSONParser):
 
     strict = True
 
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:  # [[[…]]] deeper than the parser: a malformed body (400), not an HTTP 500
+            raise exceptions.ParseError("JSON parse error - nested too deeply") from None
+
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
     """Always the view's first renderer: neither ``Accept`` nor ``?format=`` (``URL_FORMAT_OVERRIDE``) can select

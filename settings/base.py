@@ -105,6 +105,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _redis_url = env.raw("REDIS_URL")
+if _redis_url and not _redis_url.startswith(("redis://", "rediss://", "unix://")):
+    # redis-py would refuse it only when the first socket connects (close 1011 on every socket): refuse it at start.
+    raise EnvError("REDIS_URL", _redis_url, "a URL such as redis://host:6379/0 (or rediss://, unix://)")
 if _redis_url:
     CHANNEL_LAYERS = {
         "default": {

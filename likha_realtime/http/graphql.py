@@ -14,6 +14,7 @@ from strawberry.types import ExecutionResult
 
 from likha_realtime.access.principal import Principal
 from likha_realtime.graphql.schema import get_schema
+from likha_realtime.wire.codec import loads_bounded
 from realtime_auth.authentication import BearerSession
 
 SUBSCRIPTIONS_ON_THE_SOCKET = "Subscriptions are served on the GraphQL socket (graphql-transport-ws), not over HTTP."
@@ -27,6 +28,9 @@ class GraphQLView(AsyncGraphQLView):
     """
 
     graphql_ide = None
+
+    def decode_json(self, data: str | bytes) -> object:
+        return loads_bounded(data)
 
     async def execute_operation(
         self, request: Any, request_adapter: Any, request_data: Any, *args: Any, **kwargs: Any

@@ -20,7 +20,7 @@ from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
 from likha_realtime.sockets.base import RealtimeSocket
-from likha_realtime.wire.codec import FrameTooLarge, check_size
+from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from realtime_auth import usernames
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError
@@ -78,6 +78,11 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     socket = "graphql"
     graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Too deep a frame is "not JSON" (graphql-transport-ws: close 4400), never a RecursionError.
+        return loads_bounded(data)
+
     auth_error_frames: ClassVar[bool] = False  # graphql-ws clients know only close codes
     auth_close_code: ClassVar[CloseCode] = CloseCode.FORBIDDEN
     expiry_closes: ClassVar[bool] = True

@@ -39,6 +39,16 @@ def check_size(text: str | None, data: bytes | None, max_bytes: int) -> None:
         raise FrameTooLarge(f"Message too large: over {max_bytes} bytes.")
 
 
+def loads_bounded(data: str | bytes) -> Any:
+    """``json.loads``, with nesting too deep for the parser (``[[[…]]]``) raised as ``json.JSONDecodeError`` — the
+    error that strawberry and DRF turn into their "not JSON" answers — instead of a ``RecursionError`` (HTTP 500,
+    or a GraphQL socket left open but answering nothing)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+
+
 def decode_frame(text: str | None, data: bytes | None, max_bytes: int, known_types: frozenset[str]) -> dict[str, Any]:
     """A JSON object with a known string ``type`` and a valid ``uid``; raises ``FrameError`` otherwise."""
     check_size(text, data, max_bytes)

@@ -246,6 +246,20 @@ async def test_a_refusal_is_logged_at_warning_without_the_query_string(caplog: p
     assert "SECRET-TOKEN" not in caplog.text
 
 
+async def test_a_refused_path_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    # Hostile review: /websockets%0A<a whole log line>%1B[31m once wrote two lines (console and logs socket).
+    caplog.set_level(logging.WARNING, logger="likha_realtime.origins")
+    forged = "/websockets%0A2026-12-02 23:59:59,000 CRITICAL django.security: FORGED%1B[31m"
+    comm = WebsocketCommunicator(websocket_application(), forged, headers=[(b"origin", b"https://evil.example")])
+    await comm.send_input({"type": "websocket.connect"})
+    assert await comm.receive_output(timeout=FRAME_WAIT) == {"type": "websocket.close"}
+    (record,) = [r for r in caplog.records if r.name == "likha_realtime.origins"]
+    assert record.getMessage() == (
+        "WebSocket handshake to /websockets\\n2026-12-02 23:59:59,000 CRITICAL django.security: FORGED\\x1b[31m "
+        "refused (HTTP 403): origin 'https://evil.example' is not allowed (WEBSOCKETS_ALLOWED_ORIGINS)"
+    )
+
+
 async def test_a_long_refused_origin_is_cut_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="likha_realtime.origins")
     with override_settings(ALLOWED_HOSTS=HOSTS):

@@ -101,6 +101,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess[str]:
         ("WEBSOCKETS_HEARTBEAT_ENABLED", "sometimes", "true, false, 1, 0, yes, no, on, off"),
         ("WEBSOCKETS_REST_CONN_LIMIT", "-1", "a whole number >= 1 or 'unlimited'"),
         ("WEBSOCKETS_LOGS_AUTH_TIMEOUT", "50ms", "a duration such as 30s, 15m, 2h, 7d or plain seconds (>= 0.1s)"),
+        ("REDIS_URL", "notaurl", "a URL such as redis://host:6379/0 (or rediss://, unix://)"),
     ],
 )
 def test_start_up_stops_with_one_line_naming_the_variable(name: str, value: str, allowed: str) -> None:
@@ -171,3 +172,26 @@ def test_socket_paths_must_be_url_paths() -> None:
         str(error.value)
         == "P='ws' is invalid; allowed: a URL path such as /websockets or /t/<slug:tenant>/ws (no spaces, ? or #)."
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown", "allowed"),
+    [
+        (
+            "DATABASE_URL",
+            "postgresql+psycopg://erp:S3cretDbPass@127.0.0.1:5432/erp",
+            "postgresql+psycopg://erp:[REDACTED]@127.0.0.1:5432/erp",
+            "a URL such as postgres://user@host:5432/name",
+        ),
+        (
+            "REDIS_URL",
+            "http://:S3cretRedisPass@127.0.0.1:6379/0",
+            "http://:[REDACTED]@127.0.0.1:6379/0",
+            "a URL such as redis://host:6379/0 (or rediss://, unix://)",
+        ),
+    ],
+)
+def test_a_refused_url_is_shown_without_its_password(name: str, value: str, shown: str, allowed: str) -> None:
+    result = run_check(**{name: value})
+    assert result.returncode == 2
+    assert result.stderr == f"configuration error: {name}={shown!r} is invalid; allowed: {allowed}.\n"
