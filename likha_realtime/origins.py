@@ -218,4 +218,4 @@ def cors_urls_regex(graphql_path: str = "/graphql", prefix: str = "/") -> str:
     GraphQL path), mounted under ``prefix``: the host's other URLs get no CORS headers."""
     graphql = re.sub(r"<[^>]*>", "[^/]+", re.escape(graphql_path.strip("/")))  # Django converters: one segment
     base = re.escape(prefix.strip("/") + "/") if prefix.strip("/") else ""
-    return rf"^/{base}(?:auth/|items(?:/|$)|server/info$|{graphql}$)"
+    return rf"^/{base}(?:auth/(?:login|refresh|logout)$|items(?:/|$)|server/info$|{graphql}$)"

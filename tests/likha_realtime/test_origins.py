@@ -450,10 +450,21 @@ def test_cors_with_debug_and_no_allowed_hosts_uses_djangos_local_hosts() -> None
 
 def test_the_cors_urls_are_this_projects_routes_only() -> None:
     pattern = cors_urls_regex()
-    assert pattern == r"^/(?:auth/|items(?:/|$)|server/info$|graphql$)"
+    assert pattern == r"^/(?:auth/(?:login|refresh|logout)$|items(?:/|$)|server/info$|graphql$)"
     for path in ("/auth/login", "/auth/refresh", "/items/products", "/items/products/5", "/server/info", "/graphql"):
         assert re.match(pattern, path), path
-    for path in ("/admin/", "/authors", "/items-report", "/server/infos", "/graphql/x", "/api/graphql", "/"):
+    for path in (
+        "/admin/",
+        "/authors",
+        "/auth/",
+        "/auth/password_reset/",
+        "/auth/login/x",
+        "/items-report",
+        "/server/infos",
+        "/graphql/x",
+        "/api/graphql",
+        "/",
+    ):
         assert not re.match(pattern, path), path
     tenant = cors_urls_regex("/t/<slug:tenant>/graphql", prefix="/realtime/")
     assert re.match(tenant, "/realtime/t/acme/graphql")

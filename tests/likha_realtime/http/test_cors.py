@@ -147,7 +147,7 @@ def test_by_default_cors_allows_the_allowed_hosts_any_port() -> None:
         False,
         [],
         [r"^https?://erp\.example\.com(?::[0-9]+)?$", r"^https?://(?:[a-z0-9.-]+\.)?example\.org(?::[0-9]+)?$"],
-        r"^/(?:auth/|items(?:/|$)|server/info$|graphql$)",
+        r"^/(?:auth/(?:login|refresh|logout)$|items(?:/|$)|server/info$|graphql$)",
     ]
 
 
@@ -169,7 +169,7 @@ def test_cors_follows_the_sockets_list_unless_it_has_its_own() -> None:
 
 def test_the_cors_urls_follow_the_graphql_path() -> None:
     assert settings_with(WEBSOCKETS_GRAPHQL_PATH="/api/graphql")[3] == (
-        r"^/(?:auth/|items(?:/|$)|server/info$|api/graphql$)"
+        r"^/(?:auth/(?:login|refresh|logout)$|items(?:/|$)|server/info$|api/graphql$)"
     )
 
 
