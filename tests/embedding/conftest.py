@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedding.host import Database, Server, Venv, build_venv, command, copy_project, run
+from tests.embedding.host import (
+    Database,
+    Server,
+    Venv,
+    build_venv,
+    command,
+    copy_later_files,
+    copy_project,
+    run,
+    secret_key,
+)
 from tests.live.harness import RedisServer, find_or_start_redis
 
 # Users of the host (Django's auth.User), made with the host's own manage.py: a clerk who may view items and
@@ -74,12 +84,13 @@ def host(host_venv: Venv, redis_server: RedisServer, tmp_path_factory: pytest.Te
         env = host_venv.env(
             {
                 **database.env(),
-                "ERP_SECRET_KEY": uuid.uuid4().hex * 2,
+                "ERP_SECRET_KEY": secret_key(host_venv, project),
                 "REDIS_URL": redis_server.url,
                 "REDIS_PREFIX": f"likha-embedding-{uuid.uuid4().hex[:8]}",
             }
         )
-        outputs = {}
+        outputs = {"initial-migration": run(command("initial-migration"), project, env).stdout}
+        copy_later_files(project)
         for step in ("makemigrations", "check", "migrate", "check-database"):
             outputs[step] = run(command(step), project, env).stdout
         run(["python", "manage.py", "shell", "-c", MAKE_USERS], project, env)

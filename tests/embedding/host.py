@@ -40,6 +40,10 @@ CHECKOUT = "/path/to/likha-erp-realtime"
 DOC_PORT = "8000"
 COMMANDS = {
     "install": f"pip install -r {CHECKOUT}/requirements.txt {CHECKOUT}",
+    # Run in a shell (sh -c) by the test, which reads the variable it exports.
+    "secret-key": "export ERP_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))')",
+    # Writes inventory/migrations/0001_initial.py: the test project has none, and gets 0002 only after it.
+    "initial-migration": "python manage.py makemigrations inventory",
     "makemigrations": "python manage.py makemigrations --check --dry-run",
     "check": "python manage.py check",
     "migrate": "python manage.py migrate",
@@ -52,7 +56,10 @@ OUTPUTS = {
     "check": "System check identified no issues (0 silenced).\n",
 }
 # Files docs/EMBEDDING.md shows line for line (every non-blank line in some excerpt); others it may quote.
-DOCUMENTED_FILES = ("erp/settings.py", "erp/asgi.py", "erp/urls.py", "inventory/apps.py", "inventory/realtime.py")
+DOCUMENTED_FILES = ("erp/settings.py", "erp/asgi.py", "erp/urls.py", "inventory/apps.py", "inventory/realtime.py",
+                    "inventory/views.py")  # fmt: skip
+# Written by the reader after `makemigrations inventory` (it depends on 0001_initial): copied in after that command.
+LATER_FILES = ("inventory/migrations/0002_public_group.py",)
 VENVS = Path(tempfile.gettempdir()) / "likha-embedding"
 STALE_SECONDS = 3600  # other keys' virtualenvs unused this long are removed when a new one is built
 
@@ -168,8 +175,26 @@ def run(args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 300
 
 
 def copy_project(target: Path) -> Path:
-    shutil.copytree(PROJECT, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """The test project without LATER_FILES (copy_later_files() adds them)."""
+    later = {PROJECT / name for name in LATER_FILES}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = {name for name in names if Path(directory, name) in later}
+        return skipped | set(shutil.ignore_patterns("__pycache__", "*.pyc")(directory, names))
+
+    shutil.copytree(PROJECT, target, ignore=ignore)
     return target
+
+
+def copy_later_files(target: Path) -> None:
+    for name in LATER_FILES:
+        shutil.copy2(PROJECT / name, target / name)
+
+
+def secret_key(venv: Venv, cwd: Path) -> str:
+    """The key the guide's ``export ERP_SECRET_KEY=…`` line sets, run in a shell with the host's python."""
+    result = run(["sh", "-c", f'{COMMANDS["secret-key"]} && printf %s "$ERP_SECRET_KEY"'], cwd, venv.env())
+    return result.stdout
 
 
 @dataclass
