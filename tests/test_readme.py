@@ -66,8 +66,8 @@ NODE = shutil.which("node")
 BOUND = 60.0  # seconds: a bound for a failure on a busy machine, not a pace
 PRODUCTS = product_rows()  # the demo's products; product n has id n (created in this order on a fresh database)
 
-# The live tests' fixtures (tests/live/conftest.py): one Redis and one seeded database, daphne processes on them.
-redis_server = live.redis_server
+# The live tests' fixtures (tests/live/conftest.py; redis_server is tests/conftest.py's): one seeded database, daphne
+# processes on it.
 live_db = live.live_db
 start_server = live.start_server
 

@@ -20,7 +20,7 @@ from tests.embedding.host import (
     run,
     secret_key,
 )
-from tests.live.harness import RedisServer, find_or_start_redis
+from tests.live.harness import RedisServer
 
 # Users of the host (Django's auth.User), made with the host's own manage.py: a clerk who may view items and
 # warehouses through a group, and a superuser.
@@ -52,16 +52,6 @@ def host_venv(pytestconfig: pytest.Config) -> Venv:
         else:
             print(f"\nembedding: reusing the virtualenv of this content ({venv.path})")
     return venv
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    try:
-        server = find_or_start_redis()
-    except RuntimeError as exc:
-        pytest.exit(str(exc), returncode=3)
-    yield server
-    server.stop()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.live.harness import DaphneProcess, LiveDatabase, RedisServer, find_or_start_redis, server_env
+from tests.live.harness import DaphneProcess, LiveDatabase, RedisServer, server_env
 
 ADMIN = ("admin@example.com", "admin-password")
 EDITOR = ("editor@example.com", "editor-password")
@@ -17,16 +17,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/live/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.live)
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    try:
-        server = find_or_start_redis()
-    except RuntimeError as exc:
-        pytest.exit(str(exc), returncode=3)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,17 @@ REDIS_HELP = (
 )
 
 
+def stop_process(process: subprocess.Popen[Any] | None) -> None:
+    """Terminate ``process`` if it still runs (killed after 10 s), and reap it."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -179,13 +190,7 @@ class DaphneProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.log_path is not None and not os.environ.get("LIKHA_KEEP_SERVER_LOGS"):
             self.log_path.unlink(missing_ok=True)
 
