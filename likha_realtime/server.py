@@ -143,7 +143,8 @@ def run_system_checks(warnings_to: TextIO | None = None) -> None:
     if not settings.configured:
         return
     found = [*checks.run_checks(), *_our_deployment_messages()]
-    found = [message for message in found if not message.is_silenced()]
+    # Django keeps registered checks in a set: sort so the lines come out in the same order on every start.
+    found = sorted((message for message in found if not message.is_silenced()), key=lambda m: m.id or "")
     errors = [message for message in found if message.is_serious()]
     if errors:
         raise ImproperlyConfigured("; ".join(_one_line(e) for e in errors))
