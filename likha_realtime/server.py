@@ -13,18 +13,12 @@ import daphne.ws_protocol
 from django.core.exceptions import ImproperlyConfigured
 
 from likha_realtime.logs.redact import redact
+from likha_realtime.oversize import OversizeGuard
 
 # RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
 MAX_CLOSE_REASON_BYTES = 123
 CONFIGURATION_ERROR_STATUS = 2
 OUR_APPS = ("likha_realtime", "realtime_auth")
-
-
-def transport_limit() -> int:
-    """Bytes the transport accepts in one message: 4 x the application's limit (at least daphne's 1 MiB)."""
-    from likha_realtime.conf import realtime_settings
-
-    return max(4 * int(realtime_settings.MESSAGE_MAX_BYTES), 1024 * 1024)
 
 
 def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:
@@ -35,8 +29,9 @@ def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> s
     return encoded[:limit].decode("utf-8", errors="ignore")
 
 
-class ReasonWebSocketProtocol(daphne.ws_protocol.WebSocketProtocol):
-    """Daphne's WebSocket protocol, sending the ASGI ``reason`` of ``websocket.close`` in the close frame."""
+class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtocol):
+    """Daphne's WebSocket protocol, sending the ASGI ``reason`` of ``websocket.close`` in the close frame; messages
+    over ``MESSAGE_MAX_BYTES`` are refused by the application with its close 4413, never by a reset (``oversize``)."""
 
     def handle_reply(self, message: Mapping[str, Any]) -> None:
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
@@ -76,15 +71,15 @@ class RedactingActionLogger:
 class Server(daphne.server.Server):
     """Daphne's server whose WebSocket factory builds :class:`ReasonWebSocketProtocol` instances.
 
-    Unless given on the command line, its transport limits on incoming messages and frames follow the
-    ``MESSAGE_MAX_BYTES`` setting with room to spare, so an oversized message reaches the application, which
-    answers it with ``INVALID_PAYLOAD`` and close 4413; only far larger ones are cut off by the transport.
+    Unless given on the command line, autobahn's own limits on incoming messages and frames are off (0): it
+    enforces them by dropping the connection (a reset); ``OversizeGuard`` bounds every message at
+    ``MESSAGE_MAX_BYTES`` instead, and the application answers with its error and close 4413.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         for name in ("websocket_max_message_size", "websocket_max_frame_size"):
             if kwargs.get(name) is None:
-                kwargs[name] = transport_limit()
+                kwargs[name] = 0
         if kwargs.get("action_logger") is not None:
             kwargs["action_logger"] = RedactingActionLogger(kwargs["action_logger"])
         super().__init__(*args, **kwargs)
@@ -111,7 +106,7 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
         super().__init__()
         # daphne's default (86400) closes every socket after 24 hours; -1 never does.
         self.parser.set_defaults(websocket_timeout=-1)
-        # None: derived from the MESSAGE_MAX_BYTES setting once Django is configured (see Server).
+        # None: autobahn's limits off, MESSAGE_MAX_BYTES bounds messages (see Server, likha_realtime.oversize).
         self.parser.set_defaults(websocket_max_message_size=None, websocket_max_frame_size=None)
 
     def load_asgi_app(self, asgi_app_path: str) -> Any:
