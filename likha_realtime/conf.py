@@ -122,6 +122,22 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_PERIOD": 30,
     # Larger client frames get INVALID_PAYLOAD, then close 4413.
     "MESSAGE_MAX_BYTES": 1024 * 1024,
+    # Messages a connection may send in a burst, refilled over MESSAGE_RATE_DURATION (None: unlimited).
+    "MESSAGE_RATE_POINTS": 100,
+    # The same for all of one authenticated user's connections on this server process (None: unlimited).
+    "USER_MESSAGE_RATE_POINTS": 300,
+    # Seconds in which the rate buckets refill completely; over them: REQUESTS_EXCEEDED with the wait, not run.
+    "MESSAGE_RATE_DURATION": 1,
+    # Open sockets of one authenticated user per server process, the three sockets together (None: unlimited).
+    "USER_CONN_LIMIT": 100,
+    # Subscriptions one connection may hold (REST subscriptions, GraphQL subscription operations).
+    "SUBSCRIPTIONS_MAX": 100,
+    # Keys in one items message's "ids" (also rows of a create array and keys of an HTTP /items batch).
+    "ITEMS_MAX_IDS": 1000,
+    # GraphQL documents (HTTP and socket): selection depth, aliases, tokens.
+    "GRAPHQL_MAX_DEPTH": 10,
+    "GRAPHQL_MAX_ALIASES": 30,
+    "GRAPHQL_MAX_TOKENS": 5000,
     # Lowest level the log handler publishes to the logs socket.
     "LOGS_LEVEL": "info",
     # pretty (level, time, msg) or raw (every JSON-safe record attribute).
@@ -164,6 +180,15 @@ KINDS: dict[str, Kind] = {
     "HEARTBEAT_ENABLED": Flag(),
     "HEARTBEAT_PERIOD": Seconds(minimum=1),
     "MESSAGE_MAX_BYTES": Count(minimum=1024),
+    "MESSAGE_RATE_POINTS": Count(minimum=1, unlimited=True),
+    "USER_MESSAGE_RATE_POINTS": Count(minimum=1, unlimited=True),
+    "MESSAGE_RATE_DURATION": Seconds(minimum=0.001),
+    "USER_CONN_LIMIT": CONN_LIMIT,
+    "SUBSCRIPTIONS_MAX": Count(minimum=1),
+    "ITEMS_MAX_IDS": Count(minimum=1),
+    "GRAPHQL_MAX_DEPTH": Count(minimum=1),
+    "GRAPHQL_MAX_ALIASES": Count(minimum=0),
+    "GRAPHQL_MAX_TOKENS": Count(minimum=1),
     "LOGS_LEVEL": Choice(LOG_LEVELS),
     "LOGS_STYLE": Choice(LOG_STYLES),
     "QUERY_LIMIT_DEFAULT": Count(minimum=1),
@@ -194,6 +219,15 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_HEARTBEAT_ENABLED": "HEARTBEAT_ENABLED",
     "WEBSOCKETS_HEARTBEAT_PERIOD": "HEARTBEAT_PERIOD",
     "WEBSOCKETS_MESSAGE_MAX_BYTES": "MESSAGE_MAX_BYTES",
+    "WEBSOCKETS_MESSAGE_RATE_POINTS": "MESSAGE_RATE_POINTS",
+    "WEBSOCKETS_USER_MESSAGE_RATE_POINTS": "USER_MESSAGE_RATE_POINTS",
+    "WEBSOCKETS_MESSAGE_RATE_DURATION": "MESSAGE_RATE_DURATION",
+    "WEBSOCKETS_USER_CONN_LIMIT": "USER_CONN_LIMIT",
+    "WEBSOCKETS_SUBSCRIPTIONS_MAX": "SUBSCRIPTIONS_MAX",
+    "ITEMS_MAX_IDS": "ITEMS_MAX_IDS",
+    "GRAPHQL_MAX_DEPTH": "GRAPHQL_MAX_DEPTH",
+    "GRAPHQL_MAX_ALIASES": "GRAPHQL_MAX_ALIASES",
+    "GRAPHQL_MAX_TOKENS": "GRAPHQL_MAX_TOKENS",
     "WEBSOCKETS_LOGS_LEVEL": "LOGS_LEVEL",
     "WEBSOCKETS_LOGS_STYLE": "LOGS_STYLE",
     "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",

@@ -53,7 +53,7 @@ class Items:
     def read_many(self, keys: Iterable[Any] | None = None) -> list[dict[str, Any]]:
         if keys is None:
             return reads.read(self.plan)
-        return reads.read(self.plan, keys=[self.key(k) for k in keys], window=False)
+        return reads.read(self.plan, keys=[self.key(k) for k in bounded(list(keys))], window=False)
 
     def meta(self) -> dict[str, int] | None:
         return reads.meta(self.plan) or None
@@ -65,11 +65,13 @@ class Items:
         rows = data if many else [data]
         if many and not rows:
             raise InvalidPayload('"data" must not be empty.')
+        bounded(rows, "items")
         with transaction.atomic():
             keys = [self._save(self.model(), row) for row in rows]
         return self.read_many(keys) if many else self.read_one(keys[0])
 
     def update(self, keys: list[Any], data: Any, many: bool) -> dict[str, Any] | list[dict[str, Any]]:
+        bounded(keys)
         with transaction.atomic():
             for instance in self._visible(keys, lock=True):
                 track_changes(instance)  # its event names the fields this write changed
@@ -88,8 +90,11 @@ class Items:
         return [instance.pk for instance in instances]
 
     def keys_matching(self) -> list[Any]:
-        """Keys of the rows the query selects (delete by query)."""
-        return list(reads.scoped(self.plan).order_by(*self.plan.order).values_list("pk", flat=True))
+        """Keys of the rows the query selects (delete by query): its window too (``limit``, by default
+        ``QUERY_LIMIT_DEFAULT``; at most ``QUERY_LIMIT_MAX``), as a read with that query would return them."""
+        query = self.plan.query
+        ordered = reads.scoped(self.plan).order_by(*self.plan.order).values_list("pk", flat=True)
+        return list(ordered[query.offset : query.offset + query.limit])
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -176,6 +181,14 @@ def _validation_error(exc: ValidationError) -> InvalidPayload | RecordNotUnique:
     return InvalidPayload("Validation failed.")
 
 
+def bounded(values: list[Any], what: str = "keys") -> list[Any]:
+    """``values`` (keys or rows of one request), refused over ``ITEMS_MAX_IDS`` before any of them is looked at."""
+    limit = int(realtime_settings.ITEMS_MAX_IDS)
+    if len(values) > limit:
+        raise InvalidPayload(f"Too many {what}: at most {limit} per request, received {len(values)}.")
+    return values
+
+
 def selector(message: dict[str, Any]) -> tuple[str, Any]:
     """Which of ``id``, ``ids``, ``query`` a message selects rows by: ``("id", 5)``, ``("ids", [...])``, ..."""
     if "id" in message and message["id"] is not None:
@@ -184,7 +197,7 @@ def selector(message: dict[str, Any]) -> tuple[str, Any]:
         ids = message["ids"]
         if not isinstance(ids, list) or not ids:
             raise InvalidPayload('"ids" must be a non-empty array.')
-        return "ids", ids
+        return "ids", bounded(ids)
     if message.get("query") is not None:
         return "query", message["query"]
     return "none", None

@@ -13,7 +13,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from likha_realtime.access.items import Items
+from likha_realtime.access.items import Items, bounded
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import SOCKET_NAMES, realtime_settings, socket_auth, socket_enabled, socket_path
 from likha_realtime.events.stats import stats
@@ -82,7 +82,7 @@ class ItemsView(ContractAPIView):
         if pk is not None:
             items.delete([pk])
         elif isinstance(request.data, list) and request.data:
-            items.delete(request.data)
+            items.delete(bounded(request.data))
         else:
             raise ApiError(status.HTTP_400_BAD_REQUEST, "INVALID_PAYLOAD", "Send the keys to delete as a JSON array.")
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limit
+from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
-from likha_realtime.wire.errors import TooManyConnections
+from likha_realtime.wire.errors import TooManyConnections, TooManyUserConnections
 from likha_realtime.wire.heartbeat import Beat, Heartbeat
 from realtime_auth.mixin import RealtimeAuthMixin
 from realtime_auth.session import Identity
@@ -37,9 +38,13 @@ class RealtimeSocket(RealtimeAuthMixin):
 
     socket: ClassVar[str] = ""
     open_connections: ClassVar[Counter[str]] = Counter()  # per server process, by socket
+    user_connections: ClassVar[Counter[Any]] = Counter()  # per server process, by user key, the three sockets
+    user_buckets: ClassVar[UserBuckets] = UserBuckets()  # per server process: each user's message rate
 
     _counted = False
     _over_limit = False
+    _counted_user: Any = None  # the user (key) this connection counts against: the one it last logged in as
+    _rate: MessageRate | None = None
 
     @classmethod
     def encode_json(cls, content: Any) -> str:
@@ -57,6 +62,49 @@ class RealtimeSocket(RealtimeAuthMixin):
         if self._counted:
             self.open_connections[self.socket] -= 1
             self._counted = False
+        self._uncount_user()
+
+    def _uncount_user(self) -> None:
+        if self._counted_user is not None:
+            self.user_connections[self._counted_user] -= 1
+            if self.user_connections[self._counted_user] <= 0:
+                del self.user_connections[self._counted_user]
+            self._counted_user = None
+
+    async def authorize(self, identity: Identity) -> RealtimeError | None:
+        """Every login (URL token, ``auth``, ``connection_init``, a rights reload): the connection counts against
+        the user it logs in as, per server process over the three sockets; a user already at ``USER_CONN_LIMIT``
+        is refused (REQUESTS_EXCEEDED, close 4429). It stays counted against that user until it closes or logs in
+        as another (an expiry or a failed re-auth keeps the place of the user it waits for)."""
+        key = identity.user.pk
+        if key == self._counted_user:
+            return None
+        limit = realtime_settings.USER_CONN_LIMIT
+        if limit is not None and self.user_connections[key] >= limit:
+            logger.info("%s socket refused: connection limit per user reached", self.socket)
+            return TooManyUserConnections()
+        self._uncount_user()
+        self.user_connections[key] += 1
+        self._counted_user = key
+        return None
+
+    # -- message rate ------------------------------------------------------------------------------------------
+
+    def message_rate(self) -> MessageRate:
+        if self._rate is None:
+            self._rate = MessageRate(
+                realtime_settings.MESSAGE_RATE_POINTS,
+                float(realtime_settings.MESSAGE_RATE_DURATION),
+                realtime_settings.USER_MESSAGE_RATE_POINTS,
+                self.user_buckets,
+            )
+        return self._rate
+
+    def admit_message(self) -> TooManyMessages | None:
+        """Take this message's tokens (connection, and user while authenticated); the error when over the rate."""
+        identity = self.auth.identity if hasattr(self, "auth") and self.auth.user is not None else None
+        wait = self.message_rate().admit(None if identity is None else identity.user.pk)
+        return TooManyMessages(wait) if wait else None
 
     def auth_policy(self) -> tuple[str, float]:
         return socket_auth(self.socket)
@@ -121,6 +169,10 @@ class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
 
     # Every JSON socket answers pings; subclasses extend this whitelist with their own messages.
     handlers: ClassVar[dict[str, str]] = {"ping": "handle_ping", "pong": "handle_pong"}
+    # The context of each message type's errors (others: "server"), for errors raised before its handler runs.
+    contexts: ClassVar[dict[str, str]] = {"auth": "auth"}
+    # Messages the rate limit lets through free: a pong runs nothing, and only proves the client alive.
+    unmetered: ClassVar[frozenset[str]] = frozenset({"pong"})
 
     heartbeat: Heartbeat
     _heartbeat_task: asyncio.Task[None] | None = None
@@ -152,11 +204,17 @@ class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
                 text_data, bytes_data, realtime_settings.MESSAGE_MAX_BYTES, frozenset(self.handlers) | {"auth"}
             )
         except FrameError as error:
-            if not await self.authenticate_frame(None if error.uid is None else {"uid": error.uid}):
-                await self.send_error("server", error, error.uid)
+            if self.auth.awaiting_handshake:
+                await self.authenticate_frame(None if error.uid is None else {"uid": error.uid})
+            else:
+                await self.send_error("server", self.admit_message() or error, error.uid)
             return
         except RealtimeError as error:  # too large: answered and closed whatever the auth state
             await self.send_error("server", error)
+            return
+        if frame["type"] not in self.unmetered and (over := self.admit_message()) is not None:
+            # Not run; the socket stays open. (The heartbeat heard it: a limited client is not a dead one.)
+            await self.send_error(self.contexts.get(frame["type"], "server"), over, frame.get("uid"))
             return
         if await self.authenticate_frame(frame):
             return

@@ -51,6 +51,7 @@ class LogsConsumer(JsonSocketConsumer):
         "subscribe": "handle_subscribe",
         "unsubscribe": "handle_unsubscribe",
     }
+    contexts: ClassVar[dict[str, str]] = {"auth": "auth", "subscribe": CONTEXT, "unsubscribe": CONTEXT}
 
     tap_size: ClassVar[int | None] = None  # lines buffered for a slow reader (None: stream.TAP_SIZE)
     tap: LogTap | None = None
@@ -88,7 +89,7 @@ class LogsConsumer(JsonSocketConsumer):
         """The logs socket's rule, stated once and met on every login and every change of rights: in handshake and
         strict mode only admins may be logged in here; in public mode anyone may, but only admins stream."""
         if self.auth.mode == "public" or await database_sync_to_async(is_admin)(identity.user):
-            return None
+            return await super().authorize(identity)  # the connection limit per user
         return Unauthorized()
 
     async def on_identity_changed(self, previous: Any, *, rights_changed: bool = False) -> None:

@@ -14,8 +14,10 @@ from likha_realtime.access import subscriptions as subs
 from likha_realtime.access.items import items_reply
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import Subscription
+from likha_realtime.conf import realtime_settings
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.sockets.base import JsonSocketConsumer
+from likha_realtime.wire.errors import TooManySubscriptions
 from realtime_auth.wire import with_uid
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class RestConsumer(JsonSocketConsumer):
         "unsubscribe": "handle_unsubscribe",
         "items": "handle_items",
     }
+    contexts: ClassVar[dict[str, str]] = {name: name for name in ("auth", "subscribe", "unsubscribe", "items")}
 
     _anonymous_ids = itertools.count(1)
 
@@ -87,6 +90,10 @@ class RestConsumer(JsonSocketConsumer):
     # -- messages ----------------------------------------------------------------------------------------------
 
     async def handle_subscribe(self, message: dict[str, Any]) -> None:
+        limit = int(realtime_settings.SUBSCRIPTIONS_MAX)
+        uid = message.get("uid")
+        if len(self.subscriptions) >= limit and (uid is None or str(uid) not in self.subscriptions):
+            raise TooManySubscriptions(limit)  # a new one (the same uid again replaces, and is not counted twice)
         subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
         key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
         self.subscriptions[key] = subscription  # replaces the same uid only now that the new one is valid

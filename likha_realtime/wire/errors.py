@@ -34,3 +34,18 @@ class TooManyConnections(RealtimeError):
     code = ErrorCode.REQUESTS_EXCEEDED
     default_message = "Too many connections."
     close_code = CloseCode.TOO_MANY_REQUESTS
+
+
+class TooManyUserConnections(RealtimeError):
+    code = ErrorCode.REQUESTS_EXCEEDED
+    default_message = "Too many connections for this user."
+    close_code = CloseCode.TOO_MANY_REQUESTS
+
+
+class TooManySubscriptions(RealtimeError):
+    """Over ``SUBSCRIPTIONS_MAX``: this subscription is refused, the others and the socket stay."""
+
+    code = ErrorCode.REQUESTS_EXCEEDED
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many subscriptions: at most {limit} per connection; unsubscribe first.")

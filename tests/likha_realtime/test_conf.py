@@ -65,7 +65,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 26
+    assert len(DEFAULTS) == 35
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 
