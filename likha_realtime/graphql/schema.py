@@ -32,6 +32,7 @@ from likha_realtime.access.subscriptions import Subscription, plan_for, removed,
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.graphql.errors import RealtimeSchema
 from likha_realtime.graphql.introspection import IntrospectionRights
+from likha_realtime.graphql.limits import DocumentLimits
 from realtime_auth.wire import RealtimeError
 
 
@@ -308,7 +309,7 @@ def build_schema() -> strawberry.Schema | None:
         query=strawberry.type(type("Query", (), query)),
         mutation=strawberry.type(type("Mutation", (), mutation)),
         subscription=strawberry.type(type("Subscription", (), subscription)),
-        extensions=[SubscriptionValues, IntrospectionRights],
+        extensions=[SubscriptionValues, IntrospectionRights, DocumentLimits],
         config=StrawberryConfig(auto_camel_case=False),  # field names as in the REST socket: snake_case
     )
 

@@ -13,6 +13,7 @@ from strawberry.django.views import AsyncGraphQLView
 from strawberry.types import ExecutionResult
 
 from likha_realtime.access.principal import Principal
+from likha_realtime.graphql.limits import max_tokens
 from likha_realtime.graphql.schema import get_schema
 from likha_realtime.wire.codec import loads_bounded
 from realtime_auth.authentication import BearerSession
@@ -59,7 +60,7 @@ def _is_subscription(data: Any) -> bool:
     if not isinstance(query, str) or "subscription" not in query:  # the keyword is needed: most requests stop here
         return False
     try:
-        operation = get_operation_ast(parse(query), getattr(data, "operation_name", None))
+        operation = get_operation_ast(parse(query, max_tokens=max_tokens()), getattr(data, "operation_name", None))
     except GraphQLError:
         return False  # strawberry reports the syntax error
     return operation is not None and operation.operation is OperationType.SUBSCRIPTION

@@ -97,6 +97,7 @@ class RealtimeSocket(RealtimeAuthMixin):
                 float(realtime_settings.MESSAGE_RATE_DURATION),
                 realtime_settings.USER_MESSAGE_RATE_POINTS,
                 self.user_buckets,
+                clock=self.user_buckets.clock,  # one clock for both (tests replace user_buckets with a fake one)
             )
         return self._rate
 

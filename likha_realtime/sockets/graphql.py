@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 from channels.db import database_sync_to_async
@@ -19,8 +20,10 @@ from likha_realtime import origins
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
+from likha_realtime.graphql.limits import too_many_tokens
 from likha_realtime.sockets.base import RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
+from likha_realtime.wire.errors import TooManySubscriptions, TooManyUserConnections
 from realtime_auth import usernames
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError
@@ -40,6 +43,26 @@ def credential_keys() -> tuple[str, ...]:
 AUTH_MESSAGES = ("auth.revoke", "auth.reload")
 
 
+def operation_refusal(view: Any, operations: Mapping[str, Any], payload: Any) -> RealtimeError | GraphQLError | None:
+    """Why a new operation (``subscribe``, legacy ``start``) is not run, checked before strawberry runs it: over the
+    message rate, over ``SUBSCRIPTIONS_MAX`` operations in flight, over ``GRAPHQL_MAX_TOKENS`` (strawberry would close
+    4400 on graphql-core's parse error; an ``error`` for the id leaves the socket open). ``None``: run it."""
+    over: RealtimeError | None = view.admit_message()
+    if over is not None:
+        return over
+    limit = int(realtime_settings.SUBSCRIPTIONS_MAX)
+    if len(operations) >= limit:
+        return TooManySubscriptions(limit)
+    query = payload.get("query") if isinstance(payload, dict) else None
+    return too_many_tokens(query) if isinstance(query, str) else None
+
+
+def formatted(error: RealtimeError | GraphQLError) -> dict[str, Any]:
+    if isinstance(error, RealtimeError):
+        error = GraphQLError(error.message, extensions={"code": str(error.code)})
+    return error.formatted  # type: ignore[return-value]  # GraphQLFormattedError is a TypedDict
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """strawberry's graphql-transport-ws handler, known to its consumer (which ends operations on rights)."""
 
@@ -47,7 +70,30 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         super().__init__(*args, **kwargs)
         cast(Any, self.view).protocol_handler = self
 
+    async def handle_subscribe(self, message: Any) -> None:
+        """A new operation over a limit gets an ``error`` message for its id (its ``subscribe`` context), and the
+        socket stays open; strawberry's own checks (not acknowledged: 4401, a duplicate id: 4409) come first."""
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            refusal = operation_refusal(self.view, self.operations, message.get("payload"))
+            if refusal is not None:
+                await self.send_message(
+                    cast(Any, {"id": message["id"], "type": "error", "payload": [formatted(refusal)]})
+                )
+                return
+        await super().handle_subscribe(message)
+
+    async def handle_pong(self, message: Any) -> None:
+        """Unmetered: it runs nothing."""
+
     async def handle_ping(self, message: Any) -> None:
+        # A client pinging beyond the message rate is not keeping a connection alive: graphql-ws has no error
+        # message outside an operation, so the close says it (4429).
+        if cast(Any, self.view).admit_message() is not None:
+            await cast(Any, self.view).close_with(CloseCode.TOO_MANY_REQUESTS)
+            return
+        await self._pong(message)
+
+    async def _pong(self, message: Any) -> None:
         """``pong`` echoes the ``ping``'s payload, as the reference graphql-ws server does (strawberry drops it): an
         object comes back as sent, a missing or null payload gives a ``pong`` without one; any other payload breaks
         the protocol (close 4400, as graphql-ws validates it)."""
@@ -66,6 +112,18 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast(Any, self.view).protocol_handler = self
+
+    async def handle_start(self, message: Any) -> None:
+        """As graphql-transport-ws's ``subscribe``: an ``error`` for the id (this protocol's one error object)."""
+        if self.connection_acknowledged:
+            others = {key: task for key, task in self.tasks.items() if key != message["id"]}  # the same id replaces
+            refusal = operation_refusal(self.view, others, message.get("payload"))
+            if refusal is not None:
+                await self.send_message(
+                    cast(Any, {"type": "error", "id": message["id"], "payload": formatted(refusal)})
+                )
+                return
+        await super().handle_start(message)
 
 
 class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
@@ -90,11 +148,14 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     def __init__(self, schema: Any, **kwargs: Any) -> None:
         # The auth mixin owns the handshake deadline (4403); strawberry's own init timeout (4408) only backs it up.
         kwargs.setdefault("connection_init_wait_timeout", dt.timedelta(minutes=5))
+        kwargs.setdefault("max_subscriptions_per_connection", None)  # SUBSCRIPTIONS_MAX, with our code (handlers)
         super().__init__(schema, **kwargs)
         self.principal: Principal | None = None
         self._url_identity: Identity | None = None
         self.listeners: set[Any] = set()  # running subscriptions (graphql.schema.Listener)
         self.protocol_handler: Any = None  # strawberry's handler of the negotiated subprotocol
+        self._refusal: RealtimeError | None = None  # why the last login was refused (authorize)
+        self._close_sent = False
 
     async def connect(self) -> None:
         accepted, self._url_identity = await self.open_socket()
@@ -147,11 +208,25 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         params = context.get("connection_params") if isinstance(context, dict) else None
         params = params if isinstance(params, dict) else {}
         if any(key in params for key in credential_keys()):
+            self._refusal = None
             if not await self.auth_credentials(params):
+                if isinstance(self._refusal, TooManyUserConnections):
+                    await self.close_with(CloseCode.TOO_MANY_REQUESTS)  # strawberry's 4403 after it is not sent
                 raise ConnectionRejectionError()
         elif self.auth.awaiting_handshake:
             raise ConnectionRejectionError()
         return UNSET
+
+    async def authorize(self, identity: Identity) -> RealtimeError | None:
+        self._refusal = await super().authorize(identity)
+        return self._refusal
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """One close per connection: a close of ours (4429) is not followed by strawberry's own (4403)."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        await super().close(code=code, reason=reason)
 
     # -- subscriptions under the socket's current rights -------------------------------------------------------
 
