@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.test import Client
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
