@@ -104,6 +104,25 @@ def _is_admin(request: HttpRequest) -> bool:
     return found is not None and bool(getattr(found[0], "is_superuser", False) and found[0].is_active)
 
 
+def rate_limit(points: int | None) -> dict[str, Any] | bool:
+    """Directus's ``rateLimit`` shape: ``{"points", "duration"}`` (seconds), ``false`` when unlimited."""
+    if points is None:
+        return False
+    return {"points": points, "duration": realtime_settings.MESSAGE_RATE_DURATION}
+
+
+def socket_limits() -> dict[str, Any]:
+    """The limits a socket client needs to know (PROTOCOL §4), under ``websocket.limits``."""
+    return {
+        "message_max_bytes": realtime_settings.MESSAGE_MAX_BYTES,
+        "messages": rate_limit(realtime_settings.MESSAGE_RATE_POINTS),
+        "user_messages": rate_limit(realtime_settings.USER_MESSAGE_RATE_POINTS),
+        "connections_per_user": realtime_settings.USER_CONN_LIMIT,
+        "subscriptions": realtime_settings.SUBSCRIPTIONS_MAX,
+        "items_ids": realtime_settings.ITEMS_MAX_IDS,
+    }
+
+
 @require_GET
 def server_info(request: HttpRequest) -> JsonResponse:
     """Which sockets are where and how they authenticate; for admins also this process's event counters."""
@@ -112,7 +131,10 @@ def server_info(request: HttpRequest) -> JsonResponse:
     else:
         websocket = {name: socket_info(name) for name in SOCKET_NAMES}
         websocket["heartbeat"] = realtime_settings.HEARTBEAT_PERIOD if realtime_settings.HEARTBEAT_ENABLED else False
-    data: dict[str, Any] = {"websocket": websocket}
+        websocket["limits"] = socket_limits()
+    # As Directus advertises its rate limiter: here, the messages one socket connection may send.
+    messages = rate_limit(realtime_settings.MESSAGE_RATE_POINTS) if realtime_settings.ENABLED else False
+    data: dict[str, Any] = {"rateLimit": messages, "websocket": websocket}
     if _is_admin(request):
         data["events"] = {"node": NODE_ID, **stats.as_dict()}
     return JsonResponse({"data": data})

@@ -13,12 +13,21 @@ from realtime_auth import tokens
 pytestmark = pytest.mark.django_db
 
 PUBLIC_SHAPE = {
+    "rateLimit": {"points": 100, "duration": 1},
     "websocket": {
         "rest": {"authentication": "handshake", "path": "/websockets"},
         "graphql": {"authentication": "handshake", "path": "/graphql"},
         "logs": {"authentication": "handshake", "path": "/websockets/logs"},
         "heartbeat": 30,
-    }
+        "limits": {
+            "message_max_bytes": 1048576,
+            "messages": {"points": 100, "duration": 1},
+            "user_messages": {"points": 300, "duration": 1},
+            "connections_per_user": 100,
+            "subscriptions": 100,
+            "items_ids": 1000,
+        },
+    },
 }
 
 
@@ -63,3 +72,19 @@ def test_everyone_else_gets_the_public_shape_only(who: str) -> None:
     if who == "inactive admin":
         User.objects.filter(pk=admin.pk).update(is_active=False)
     assert info(raw) == PUBLIC_SHAPE
+
+
+def test_the_limits_follow_the_settings_and_unlimited_is_false() -> None:
+    from tests.likha_realtime.support import realtime
+
+    with realtime(MESSAGE_RATE_POINTS=None, USER_MESSAGE_RATE_POINTS=50, MESSAGE_RATE_DURATION=2, USER_CONN_LIMIT=None):
+        data = info()
+    assert data["rateLimit"] is False
+    assert data["websocket"]["limits"] == {  # type: ignore[index]
+        "message_max_bytes": 1048576,
+        "messages": False,
+        "user_messages": {"points": 50, "duration": 2},
+        "connections_per_user": None,
+        "subscriptions": 100,
+        "items_ids": 1000,
+    }
