@@ -1,10 +1,15 @@
-"""``MESSAGE_MAX_BYTES`` on a real daphne with a real client (``websockets``): on every socket a message over the
-limit is answered (REST and logs: the error frame; GraphQL: nothing, its clients know only close codes) and closed
-4413 — whatever its size, its framing or its kind — never reset by the transport."""
+"""Limits on a real daphne with a real client (``websockets``).
+
+``MESSAGE_MAX_BYTES``: on every socket a message over the limit is answered (REST and logs: the error frame;
+GraphQL: nothing, its clients know only close codes) and closed 4413 — whatever its size, its framing or its kind —
+never reset by the transport. The message rate: refused with the wait, the socket open; advertised in /server/info.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,9 +31,18 @@ TOO_LARGE = {
 SIZES = [LIMIT + 100, 4 * LIMIT + 100, 12 * MIB]
 
 
+RATE = 5  # messages per connection in RATE_SECONDS (the size tests send at most 2 per connection)
+RATE_SECONDS = 60
+
+
 @pytest.fixture(scope="module")
 def server(start_server: StartServer) -> DaphneProcess:
-    return start_server(WEBSOCKETS_REST_AUTH="public", WEBSOCKETS_GRAPHQL_AUTH="public")
+    return start_server(
+        WEBSOCKETS_REST_AUTH="public",
+        WEBSOCKETS_GRAPHQL_AUTH="public",
+        WEBSOCKETS_MESSAGE_RATE_POINTS=str(RATE),
+        WEBSOCKETS_MESSAGE_RATE_DURATION=str(RATE_SECONDS),
+    )
 
 
 def ping_of(size: int) -> str:
@@ -104,3 +118,55 @@ def test_the_graphql_socket_closes_an_oversized_message_4413(
         conn.send(head + "x" * (size - len(head) - 3) + '"}}')
         # graphql-ws clients know only close codes: no frame, the close says it.
         assert received_until_close(conn) == ([], (4413, "Message Too Large"))
+
+
+# -- message rate -------------------------------------------------------------------------------------------------
+
+RETRY = re.compile(r"Too many messages, retry after (\d+)ms\.")
+
+
+def retry_ms(message: str) -> int:
+    found = RETRY.fullmatch(message)
+    assert found, message
+    return int(found.group(1))
+
+
+def test_over_the_rate_messages_are_refused_with_the_wait_and_the_socket_stays_open(rest: ClientConnection) -> None:
+    for uid in range(RATE + 2):  # a burst, as an SDK sends at start-up
+        rest.send(json.dumps({"type": "ping", "uid": uid}))
+    replies = [json.loads(rest.recv(timeout=10)) for _ in range(RATE + 2)]
+    assert replies[:RATE] == [{"type": "pong", "uid": uid} for uid in range(RATE)]
+    for uid, reply in zip((RATE, RATE + 1), replies[RATE:], strict=True):
+        assert (reply["type"], reply["status"], reply["error"]["code"], reply["uid"]) == (
+            "server",
+            "error",
+            "REQUESTS_EXCEEDED",
+            uid,
+        )
+        assert 0 < retry_ms(reply["error"]["message"]) <= RATE_SECONDS / RATE * 1000
+    rest.send(json.dumps({"type": "pong"}))  # free, and answered by nothing
+    rest.close(code=1000)  # the close handshake completes: the server had kept the socket open
+    assert rest.close_code == 1000
+
+
+def test_graphql_operations_over_the_rate_get_an_error_for_their_id(server: DaphneProcess) -> None:
+    with connect(server.ws_url("/graphql"), subprotocols=["graphql-transport-ws"], open_timeout=10, proxy=None) as conn:
+        conn.send(json.dumps({"type": "connection_init", "payload": {}}))  # unmetered
+        assert json.loads(conn.recv(timeout=10)) == {"type": "connection_ack"}
+        subscribe = "subscription { products_mutated { key } }"
+        for n in range(RATE + 1):
+            conn.send(json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": subscribe}}))
+        refusal = json.loads(conn.recv(timeout=10))  # the subscriptions answer nothing until an event
+        assert (refusal["id"], refusal["type"], refusal["payload"][0]["extensions"]) == (
+            str(RATE),
+            "error",
+            {"code": "REQUESTS_EXCEEDED"},
+        )
+        assert 0 < retry_ms(refusal["payload"][0]["message"]) <= RATE_SECONDS / RATE * 1000
+
+
+def test_server_info_advertises_the_rate(server: DaphneProcess) -> None:
+    with urllib.request.urlopen(server.http + "/server/info", timeout=10) as response:
+        data = json.loads(response.read())["data"]
+    assert data["rateLimit"] == {"points": RATE, "duration": RATE_SECONDS}
+    assert data["websocket"]["limits"]["messages"] == {"points": RATE, "duration": RATE_SECONDS}
