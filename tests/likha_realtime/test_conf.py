@@ -47,6 +47,8 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Choice(LOG_STYLES): ("raw", "raw"),
     Choice(INTROSPECTION_MODES): ("ALL", "all"),
     Count(minimum=1): ("5", 5),
+    Count(minimum=0): ("7", 7),
+    Seconds(minimum=0.001): ("250ms", 0.25),
     Origins(): ("https://App.example.com,http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
 }
 
