@@ -124,12 +124,14 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE_MAX_BYTES": 1024 * 1024,
     # Messages a connection may send in a burst, refilled over MESSAGE_RATE_DURATION (None: unlimited).
     "MESSAGE_RATE_POINTS": 100,
-    # The same for all of one authenticated user's connections on this server process (None: unlimited).
-    "USER_MESSAGE_RATE_POINTS": 300,
+    # The same for all of one authenticated user's connections on this server process (None: unlimited); above the
+    # connection's, since one user may open many sockets that all subscribe at once.
+    "USER_MESSAGE_RATE_POINTS": 1000,
     # Seconds in which the rate buckets refill completely; over them: REQUESTS_EXCEEDED with the wait, not run.
     "MESSAGE_RATE_DURATION": 1,
     # Open sockets of one authenticated user per server process, the three sockets together (None: unlimited).
-    "USER_CONN_LIMIT": 100,
+    # Generous: one service account may hold many sockets (a connect storm of 300, the 1,000-subscriber benchmark).
+    "USER_CONN_LIMIT": 1000,
     # Subscriptions one connection may hold (REST subscriptions, GraphQL subscription operations).
     "SUBSCRIPTIONS_MAX": 100,
     # Keys in one items message's "ids" (also rows of a create array and keys of an HTTP /items batch).

@@ -22,8 +22,8 @@ PUBLIC_SHAPE = {
         "limits": {
             "message_max_bytes": 1048576,
             "messages": {"points": 100, "duration": 1},
-            "user_messages": {"points": 300, "duration": 1},
-            "connections_per_user": 100,
+            "user_messages": {"points": 1000, "duration": 1},
+            "connections_per_user": 1000,
             "subscriptions": 100,
             "items_ids": 1000,
         },
