@@ -22,8 +22,9 @@ from likha_realtime.conf import realtime_settings
 from likha_realtime.sockets.base import RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from realtime_auth import usernames
+from realtime_auth.errors import LoginThrottled
 from realtime_auth.session import Identity
-from realtime_auth.wire import CloseCode, RealtimeError
+from realtime_auth.wire import CloseCode, RealtimeError, error_frame
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         self._url_identity: Identity | None = None
         self.listeners: set[Any] = set()  # running subscriptions (graphql.schema.Listener)
         self.protocol_handler: Any = None  # strawberry's handler of the negotiated subprotocol
+        self._rejection: CloseCode | None = None  # the close of a rejected connection_init, when not 4403
 
     async def connect(self) -> None:
         accepted, self._url_identity = await self.open_socket()
@@ -127,6 +129,14 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
             return
         await super().receive(text_data, bytes_data)
 
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """strawberry closes a rejected ``connection_init`` with 4403 (legacy graphql-ws: ``connection_error``, then
+        1011); a login refused by the login throttle closes 4429 "Too Many Requests" instead, which graphql-ws
+        clients treat as final (no reconnect loop with the same credentials)."""
+        if self._rejection is not None:
+            code, reason = int(self._rejection), self._rejection.reason
+        await super().close(code=code, reason=reason)
+
     async def disconnect(self, code: int) -> None:
         await self.close_socket()
         if self.run_task is not None:
@@ -148,6 +158,9 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         params = params if isinstance(params, dict) else {}
         if any(key in params for key in credential_keys()):
             if not await self.auth_credentials(params):
+                if isinstance(self.auth_refusal, LoginThrottled):  # over a login limit: 4429, not 4403
+                    self._rejection = CloseCode.TOO_MANY_REQUESTS
+                    raise ConnectionRejectionError(error_frame("auth", self.auth_refusal)["error"])
                 raise ConnectionRejectionError()
         elif self.auth.awaiting_handshake:
             raise ConnectionRejectionError()
