@@ -119,25 +119,25 @@ def check_throttle_cache_shared(app_configs: Any = None, **kwargs: Any) -> list[
     own counts, so the limits multiply by the number of processes. W004 (deploy): a dummy cache counts nothing."""
     alias = auth_settings.LOGIN_THROTTLE_CACHE
     backend = settings.CACHES.get(alias, {}).get("BACKEND") if isinstance(alias, str) else None
-    hint = (
-        "Point the cache at a server every process shares: Redis (django.core.cache.backends.redis.RedisCache; "
-        "this project does so when REDIS_URL is set) or Memcached, or name such a cache in "
-        f"{SETTING_NAME}['LOGIN_THROTTLE_CACHE']."
+    shared = (
+        "use a cache every process shares: Redis (django.core.cache.backends.redis.RedisCache; this project's "
+        f"settings do so when REDIS_URL is set) or Memcached, named by {SETTING_NAME}['LOGIN_THROTTLE_CACHE'] "
+        "(docs/CONFIGURATION.md, 'Login throttling')."
     )
     if backend in PROCESS_LOCAL_CACHES:
         return [
             checks.Warning(
-                f"The login throttle's cache {alias!r} ({backend}) is local to each server process: logins are "
-                "counted per process, so a client spreading its attempts over n processes gets n times the limits.",
-                hint=f"{hint} With a single server process, add 'realtime_auth.W003' to SILENCED_SYSTEM_CHECKS.",
+                f"The login throttle's cache {alias!r} is local to each server process ({backend}): a client "
+                "spreading its login attempts over n processes gets n times the limits.",
+                hint=f"Fine for one server process. With several processes or machines {shared}",
                 id="realtime_auth.W003",
             )
         ]
     if backend == NO_CACHE:
         return [
             checks.Warning(
-                f"The login throttle's cache {alias!r} is a dummy cache: logins are not throttled at all.",
-                hint=f"{hint} To throttle no logins, set the LOGIN_*_PER_* limits of {SETTING_NAME} to None instead.",
+                f"The login throttle's cache {alias!r} is a dummy cache: no login is ever throttled.",
+                hint=f"To throttle logins, {shared} To throttle none, set the LOGIN_*_PER_* limits to None instead.",
                 id="realtime_auth.W004",
             )
         ]
