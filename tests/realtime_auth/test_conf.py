@@ -135,7 +135,7 @@ def test_the_auth_app_has_its_literal_keys_with_their_kinds_and_variables() -> N
         "LOGIN_TRUSTED_PROXIES": 0,
     }
     assert list(KINDS) == list(DEFAULTS)
-    assert ENVIRONMENT == {key: key for key in DEFAULTS}
+    assert {key: key for key in DEFAULTS} == ENVIRONMENT
     assert all(KINDS[key].valid(value) for key, value in DEFAULTS.items())
 
 
