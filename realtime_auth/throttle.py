@@ -103,10 +103,11 @@ def account_key(field: str, identifier: str) -> str:
     (``email`` resolves to the user's username, so both wire keys count as one account), NFKC-normalised, stripped
     and case-folded (``ADMIN@example.com `` is ``admin@example.com``). The digest keeps what a user typed (sometimes
     a password, in the wrong box) out of the cache and the logs."""
+    typed = unicodedata.normalize("NFKC", identifier).strip()  # the lookup of an email ignores case, not spaces
     try:
-        username = usernames.username_for(field, identifier)
+        username = usernames.username_for(field, typed)
     except ValueError:
-        username = identifier
+        username = typed
     folded = unicodedata.normalize("NFKC", str(username)).strip().casefold()
     return hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
