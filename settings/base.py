@@ -194,6 +194,7 @@ CORS_ALLOWED_ORIGINS = _cors.origins
 CORS_ALLOWED_ORIGIN_REGEXES = _cors.regexes
 CORS_URLS_REGEX = cors_urls_regex(LIKHA_REALTIME.get("GRAPHQL_PATH", "/graphql"))
 CORS_ALLOW_HEADERS = ("authorization", "content-type")
+CORS_EXPOSE_HEADERS = ("retry-after",)  # a throttled login's 429 (realtime_auth.throttle): pages may read the wait
 CORS_ALLOW_CREDENTIALS = False
 
 LOGGING = {

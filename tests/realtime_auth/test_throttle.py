@@ -362,3 +362,17 @@ def test_invalid_limits_stop_start_up(variable: str, text: str) -> None:
 
     with pytest.raises(EnvError, match=variable):
         auth_settings.from_environ({variable: text})
+
+
+def test_a_page_on_an_allowed_origin_may_read_retry_after(accounts: None, clock: Clock) -> None:
+    with limits(LOGIN_FAILURES_PER_ACCOUNT=1):
+        login(ADMIN_EMAIL, "wrong")
+        response = Client(REMOTE_ADDR="127.0.0.1").post(
+            "/auth/login",
+            {"email": ADMIN_EMAIL, "password": "wrong"},
+            content_type="application/json",
+            HTTP_ORIGIN="http://localhost:5173",
+        )
+    assert (response.status_code, response["Retry-After"]) == (429, "800")
+    assert response["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    assert response["Access-Control-Expose-Headers"] == "retry-after"
