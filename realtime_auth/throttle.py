@@ -210,12 +210,11 @@ def _increment(cache: BaseCache, key: str, timeout: int) -> int | None:
     """``key`` + 1, created with ``timeout`` when missing (atomic on Redis and LocMem); ``None`` if the cache fails."""
     try:
         for _ in range(3):
-            if cache.add(key, 1, timeout):
-                return 1
             try:
-                return int(cache.incr(key))
-            except ValueError:  # expired between add() and incr(): add it again
-                continue
+                return int(cache.incr(key))  # the common case first: a count that exists (Redis: EXISTS, INCR)
+            except ValueError:  # none yet (or it expired just now): create it, unless another process just did
+                if cache.add(key, 1, timeout):
+                    return 1
     except Exception as error:
         _cache_error(error)
     return None

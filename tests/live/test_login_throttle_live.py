@@ -52,6 +52,8 @@ def retry_after_ms(body: Any) -> int:
     return int(match.group(1))
 
 
+# Ten real password hashes (PBKDF2, settings.base) and two server starts: minutes on a loaded 2-core machine.
+@pytest.mark.timeout(300)
 def test_failures_spread_over_two_processes_lock_the_account_on_both(
     pair: tuple[DaphneProcess, DaphneProcess],
 ) -> None:
