@@ -84,6 +84,15 @@ def test_an_account_is_refused_429_after_its_failures_from_any_addresses(account
         assert login(EDITOR_EMAIL, EDITOR_PASSWORD, "10.0.0.4")[0] == 200
 
 
+def test_the_reported_case_with_the_defaults_fifteen_wrong_passwords_then_the_right_one(
+    accounts: None, clock: Clock
+) -> None:
+    """Issue 11: 15 wrong passwords for the admin were 15 x 401, then 200. Now the 11th is refused, and so is the
+    right password after them."""
+    results = [login(ADMIN_EMAIL, f"guess-{n}") for n in range(15)] + [login(ADMIN_EMAIL, ADMIN_PASSWORD)]
+    assert results == [(401, INVALID, None)] * 10 + [(429, throttled(800_000), "800")] * 6
+
+
 def test_the_lock_ends_with_its_window(accounts: None, clock: Clock) -> None:
     with limits(LOGIN_FAILURES_PER_ACCOUNT=2):
         assert statuses([login(ADMIN_EMAIL, "wrong") for _ in range(3)]) == [401, 401, 429]
