@@ -1,5 +1,5 @@
-"""System checks of the host's deployment for realtime_auth: the public role's group and the JWT signing key
-(docs/CONFIGURATION.md, "System checks"). The settings' own values are checked in ``apps.py``."""
+"""System checks of the host's deployment for realtime_auth: the public role's group, the JWT signing key and the
+login throttle's cache (docs/CONFIGURATION.md, "System checks"). The settings' own values are checked in ``apps.py``."""
 
 from __future__ import annotations
 
@@ -95,8 +95,59 @@ def check_signing_key(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
     return []
 
 
+PROCESS_LOCAL_CACHES = ("django.core.cache.backends.locmem.LocMemCache",)
+NO_CACHE = "django.core.cache.backends.dummy.DummyCache"
+
+
+def check_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E004: ``LOGIN_THROTTLE_CACHE`` names no cache of ``CACHES`` (every credential login would fail)."""
+    alias = auth_settings.LOGIN_THROTTLE_CACHE
+    if not isinstance(alias, str) or alias in settings.CACHES:
+        return []  # a value of the wrong kind is E001's
+    return [
+        checks.Error(
+            f"{SETTING_NAME}['LOGIN_THROTTLE_CACHE'] = {alias!r} names no cache in CACHES: credential logins "
+            "cannot be counted, so they fail.",
+            hint=f"Set it to one of {sorted(settings.CACHES)} or add a cache {alias!r} to CACHES.",
+            id="realtime_auth.E004",
+        )
+    ]
+
+
+def check_throttle_cache_shared(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003 (deploy): the login throttle counts in a cache of one process (LocMem): each server process keeps its
+    own counts, so the limits multiply by the number of processes. W004 (deploy): a dummy cache counts nothing."""
+    alias = auth_settings.LOGIN_THROTTLE_CACHE
+    backend = settings.CACHES.get(alias, {}).get("BACKEND") if isinstance(alias, str) else None
+    shared = (
+        "use a cache every process shares: Redis (django.core.cache.backends.redis.RedisCache; this project's "
+        f"settings do so when REDIS_URL is set) or Memcached, named by {SETTING_NAME}['LOGIN_THROTTLE_CACHE'] "
+        "(docs/CONFIGURATION.md, 'Login throttling')."
+    )
+    if backend in PROCESS_LOCAL_CACHES:
+        return [
+            checks.Warning(
+                f"The login throttle's cache {alias!r} is local to each server process ({backend}): a client "
+                "spreading its login attempts over n processes gets n times the limits.",
+                hint=f"Fine for one server process. With several processes or machines {shared}",
+                id="realtime_auth.W003",
+            )
+        ]
+    if backend == NO_CACHE:
+        return [
+            checks.Warning(
+                f"The login throttle's cache {alias!r} is a dummy cache: no login is ever throttled.",
+                hint=f"To throttle logins, {shared} To throttle none, set the LOGIN_*_PER_* limits to None instead.",
+                id="realtime_auth.W004",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     """Called from ``RealtimeAuthConfig.ready()``; deploy checks run with ``check --deploy`` and at the start of
     ``likha_realtime.server``."""
     checks.register(check_public_group, checks.Tags.database)
     checks.register(check_signing_key, checks.Tags.security, deploy=True)
+    checks.register(check_throttle_cache, checks.Tags.caches)
+    checks.register(check_throttle_cache_shared, checks.Tags.caches, deploy=True)

@@ -291,15 +291,40 @@ def shape_errors() -> list[str]:
 DEFAULTS: dict[str, Any] = {
     # Django group whose permissions the public role holds; no such group means no rights at all.
     "PUBLIC_ROLE": "Public",
+    # Login throttling (realtime_auth.throttle, docs/CONFIGURATION.md "Login throttling"): the Django cache alias
+    # holding the counts (shared by all server processes only if that cache is: Redis, not LocMem),
+    "LOGIN_THROTTLE_CACHE": "default",
+    # the window every count runs over (seconds),
+    "LOGIN_THROTTLE_WINDOW": 900,
+    # password and refresh-token logins per client address per window (None: unlimited),
+    "LOGIN_ATTEMPTS_PER_ADDRESS": 600,
+    # logins that did not succeed, per client address per window,
+    "LOGIN_FAILURES_PER_ADDRESS": 50,
+    # password logins that did not succeed, per account per window (then even the right password waits),
+    "LOGIN_FAILURES_PER_ACCOUNT": 10,
+    # reverse proxies in front of the server whose X-Forwarded-For entry names the client (0: trust none).
+    "LOGIN_TRUSTED_PROXIES": 0,
 }
 
 KINDS: dict[str, Kind] = {
     "PUBLIC_ROLE": Text(),
+    "LOGIN_THROTTLE_CACHE": Text(),
+    "LOGIN_THROTTLE_WINDOW": Seconds(minimum=1),
+    "LOGIN_ATTEMPTS_PER_ADDRESS": Count(minimum=1, unlimited=True),
+    "LOGIN_FAILURES_PER_ADDRESS": Count(minimum=1, unlimited=True),
+    "LOGIN_FAILURES_PER_ACCOUNT": Count(minimum=1, unlimited=True),
+    "LOGIN_TRUSTED_PROXIES": Count(minimum=0),
 }
 
 # Environment variable -> setting key (the project's settings/base.py reads them; an ERP may too).
 ENVIRONMENT: dict[str, str] = {
     "PUBLIC_ROLE": "PUBLIC_ROLE",
+    "LOGIN_THROTTLE_CACHE": "LOGIN_THROTTLE_CACHE",
+    "LOGIN_THROTTLE_WINDOW": "LOGIN_THROTTLE_WINDOW",
+    "LOGIN_ATTEMPTS_PER_ADDRESS": "LOGIN_ATTEMPTS_PER_ADDRESS",
+    "LOGIN_FAILURES_PER_ADDRESS": "LOGIN_FAILURES_PER_ADDRESS",
+    "LOGIN_FAILURES_PER_ACCOUNT": "LOGIN_FAILURES_PER_ACCOUNT",
+    "LOGIN_TRUSTED_PROXIES": "LOGIN_TRUSTED_PROXIES",
 }
 
 auth_settings = AppSettings(DEFAULTS, KINDS, ENVIRONMENT)

@@ -10,7 +10,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.views.decorators.debug import sensitive_variables
 
-from realtime_auth import tokens, usernames
+from realtime_auth import throttle, tokens, usernames
 from realtime_auth.errors import AuthError
 from realtime_auth.session import Identity
 
@@ -27,9 +27,13 @@ class Credentials:
     secret: str  # the token, or the password
     identifier: str = ""  # password logins: who logs in, as given under ``field``
     field: str = ""  # password logins: ``email`` or the user model's USERNAME_FIELD name (usernames.login_fields())
+    address: str = throttle.UNKNOWN_ADDRESS  # the client's address (``throttle.scope_address``), for the throttle
 
     def __repr__(self) -> str:  # never show secrets in logs or tracebacks
-        return f"Credentials(kind={self.kind!s}, field={self.field!r}, identifier={self.identifier!r})"
+        return (
+            f"Credentials(kind={self.kind!s}, field={self.field!r}, identifier={self.identifier!r}, "
+            f"address={self.address!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,9 @@ class AuthResult:
     refresh_token: str | None = field(default=None, repr=False)  # a new refresh token (password and refresh logins)
 
 
-def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
-    """Exactly one credential set, with string values; other keys are ignored. ``AuthError`` otherwise.
+def parse_credentials(payload: Mapping[str, Any], address: str = throttle.UNKNOWN_ADDRESS) -> Credentials:
+    """Exactly one credential set, with string values, sent from ``address``; other keys are ignored. ``AuthError``
+    otherwise.
 
     A password login names its user with exactly one of ``usernames.login_fields()``: ``email``, or the user
     model's ``USERNAME_FIELD`` name (``username``); both, or neither, is refused.
@@ -51,13 +56,13 @@ def parse_credentials(payload: Mapping[str, Any]) -> Credentials:
     if has_access + has_password + has_refresh != 1:
         raise AuthError()
     if has_access:
-        return Credentials(Kind.ACCESS_TOKEN, _text(payload, "access_token"))
+        return Credentials(Kind.ACCESS_TOKEN, _text(payload, "access_token"), address=address)
     if has_refresh:
-        return Credentials(Kind.REFRESH_TOKEN, _text(payload, "refresh_token"))
+        return Credentials(Kind.REFRESH_TOKEN, _text(payload, "refresh_token"), address=address)
     if len(named_by) != 1:
         raise AuthError()
     field = named_by[0]
-    return Credentials(Kind.PASSWORD, _text(payload, "password"), _text(payload, field), field)
+    return Credentials(Kind.PASSWORD, _text(payload, "password"), _text(payload, field), field, address)
 
 
 def _text(payload: Mapping[str, Any], key: str) -> str:
@@ -75,14 +80,22 @@ def verify_access_token(raw: str) -> Identity:
 
 @sensitive_variables("credentials")
 def authenticate_sync(credentials: Credentials) -> AuthResult:
-    """Log in with any credential kind; raises an ``AuthError`` subclass when refused."""
+    """Log in with any credential kind; raises an ``AuthError`` subclass when refused.
+
+    Password and refresh-token logins go through the login throttle (``LoginThrottled`` before any check when
+    the client's address or the account is over its limit); an access token is a signature check and is not
+    counted here (the sockets' message limits cover it).
+    """
     if credentials.kind is Kind.ACCESS_TOKEN:
         return AuthResult(verify_access_token(credentials.secret))
     if credentials.kind is Kind.PASSWORD:
-        # No HTTP request on a socket: the host's backends get ``request=None`` (docs/PROTOCOL.md §3).
-        user, pair = tokens.login(credentials.identifier, credentials.secret, field=credentials.field)
+        account = throttle.account_key(credentials.field, credentials.identifier)
+        with throttle.login_attempt(credentials.address, account):
+            # No HTTP request on a socket: the host's backends get ``request=None`` (docs/PROTOCOL.md §3).
+            user, pair = tokens.login(credentials.identifier, credentials.secret, field=credentials.field)
     else:
-        user, pair = tokens.rotate(credentials.secret)
+        with throttle.login_attempt(credentials.address):
+            user, pair = tokens.rotate(credentials.secret)
     return AuthResult(Identity(user, pair.access_expires_at, pair.session_id), pair.refresh)
 
 

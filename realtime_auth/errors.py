@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from realtime_auth.wire import CloseCode, ErrorCode, RealtimeError
 
 
@@ -21,6 +23,18 @@ class TooManyAttempts(AuthError):
     code = ErrorCode.REQUESTS_EXCEEDED
     default_message = "Too many failed authentication attempts."
     close_code = CloseCode.TOO_MANY_REQUESTS
+
+
+class LoginThrottled(AuthError):
+    """A credential login refused by the login throttle (``realtime_auth.throttle``) before any credential was
+    checked; ``wait`` is the seconds until the limit's window ends. No close of its own: the socket then does what
+    its mode does for a failed auth (PROTOCOL §3), the HTTP views answer 429 with ``Retry-After``."""
+
+    code = ErrorCode.REQUESTS_EXCEEDED
+
+    def __init__(self, wait: float) -> None:
+        self.wait = max(wait, 0.001)
+        super().__init__(f"Too many login attempts, retry after {math.ceil(self.wait * 1000)}ms.")
 
 
 class TokenExpired(AuthError):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from realtime_auth.errors import LoginThrottled
 
 _CODES = {
     status.HTTP_400_BAD_REQUEST: "INVALID_PAYLOAD",
@@ -34,6 +37,15 @@ class ApiError(exceptions.APIException):
         self.status_code = status_code
         self.envelope_code = code
         super().__init__(message, code)
+
+
+class TooManyLogins(exceptions.Throttled):
+    """429 ``REQUESTS_EXCEEDED`` for a throttled login: the ``LoginThrottled`` message (the same words as the
+    sockets' frame) and ``Retry-After`` in whole seconds (DRF's exception handler sets it from ``wait``)."""
+
+    def __init__(self, error: LoginThrottled) -> None:
+        exceptions.APIException.__init__(self, error.message, "throttled")
+        self.wait = math.ceil(error.wait)
 
 
 def error_response(status_code: int, code: str, message: str) -> Response:

@@ -23,9 +23,10 @@ from realtime_auth.credentials import (
     reload_identity,
     verify_url_token,
 )
-from realtime_auth.errors import AuthError, TokenExpired
+from realtime_auth.errors import AuthError, LoginThrottled, TokenExpired
 from realtime_auth.revocation import PUBLIC_GROUP, groups_for
 from realtime_auth.session import AuthSession, Identity, Verdict
+from realtime_auth.throttle import scope_address
 from realtime_auth.wire import CloseCode, RealtimeError, error_frame, valid_uid, with_uid
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class RealtimeAuthMixin:
     _auth_task: asyncio.Task[None] | None = None
     _closing: bool = False
     _auth_groups: frozenset[str] = frozenset()
+    auth_refusal: RealtimeError | None = None  # why the last login failed (``LoginThrottled``: over a login limit)
     _groups_timer: asyncio.TimerHandle | None = None
     # channels-redis forgets a group's members after its ``group_expiry`` (a day by default): the revocation
     # groups are joined again this often, or a socket open for a day would stop hearing revocations and reloads.
@@ -135,14 +137,15 @@ class RealtimeAuthMixin:
             if not is_auth:
                 await self._apply(self.auth.fail(AuthError()), uid, self.user)
                 return True
-            await self._login(_with_credentials(frame), uid, reply=True)  # type: ignore[arg-type]  # is_auth: dict
+            attempt = _with_credentials(frame, self._client_address())  # type: ignore[arg-type]  # is_auth: dict
+            await self._login(attempt, uid, reply=True)
         return True
 
     async def auth_credentials(self, payload: dict[str, Any]) -> bool:
         """Log in with a credentials payload (GraphQL's ``connection_init``); ``False`` when refused, and then the
-        caller rejects the connection (nothing is sent or closed here)."""
+        caller rejects the connection (nothing is sent or closed here; ``auth_refusal`` says why)."""
         async with self._auth_lock:
-            return await self._login(_with_credentials(payload), None, refusal_closes=False)
+            return await self._login(_with_credentials(payload, self._client_address()), None, refusal_closes=False)
 
     async def auth_disconnect(self) -> None:
         self._closing = True
@@ -204,13 +207,17 @@ class RealtimeAuthMixin:
         connection is now authenticated as that identity.
         """
         previous = self.user
+        self.auth_refusal = None
         try:
             result = await attempt()
         except Exception as error:  # never a traceback to the client, never a crashed socket
             if not isinstance(error, AuthError):
                 logger.exception("%s socket: unexpected error while authenticating", self.socket)
                 error = AuthError()
-            logger.info("%s socket auth failed", self.socket)
+            self.auth_refusal = error
+            logger.info(
+                "%s socket auth failed%s", self.socket, " (throttled)" if isinstance(error, LoginThrottled) else ""
+            )
             if refusal_closes:
                 await self._apply(self.auth.fail(error), uid, previous)
             return False
@@ -267,6 +274,9 @@ class RealtimeAuthMixin:
         return True
 
     # -- internals -----------------------------------------------------------------------------------------
+
+    def _client_address(self) -> str:
+        return scope_address(self.scope)  # type: ignore[attr-defined]  # scope: from the consumer
 
     async def _refuse(self, error: RealtimeError, uid: Any) -> None:
         if self.auth_error_frames:
@@ -351,11 +361,12 @@ class RealtimeAuthMixin:
             await self._apply(verdict, None, previous)
 
 
-def _with_credentials(payload: dict[str, Any]) -> Attempt:
-    """An attempt to log in with the credentials of an ``auth`` frame or ``connection_init`` payload."""
+def _with_credentials(payload: dict[str, Any], address: str) -> Attempt:
+    """An attempt to log in with the credentials of an ``auth`` frame or ``connection_init`` payload, sent from the
+    client ``address`` (the login throttle counts by it)."""
 
     async def attempt() -> AuthResult:
-        return await authenticate(parse_credentials(payload))
+        return await authenticate(parse_credentials(payload, address))
 
     return attempt
 

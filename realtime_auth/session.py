@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
-from realtime_auth.errors import AuthTimeout, HandshakeFailed, TokenExpired, TooManyAttempts
+from realtime_auth.errors import AuthTimeout, HandshakeFailed, LoginThrottled, TokenExpired, TooManyAttempts
 from realtime_auth.wire import CloseCode, RealtimeError
 
 MAX_AUTH_FAILURES = 5  # per connection, in public mode (other modes close at the first failure)
@@ -110,8 +110,10 @@ class AuthSession:
         """An ``auth`` message (or, during the handshake, any message) did not authenticate."""
         if self.phase is Phase.CLOSED:
             return Verdict()
-        if self.phase is Phase.HANDSHAKE:
-            return self._close(HandshakeFailed())
+        if self.phase is Phase.HANDSHAKE:  # a throttled login says so (REQUESTS_EXCEEDED and its wait), then 4401
+            return self._close(
+                error if isinstance(error, LoginThrottled) else HandshakeFailed(), CloseCode.UNAUTHORIZED
+            )
         if self.mode is not Mode.PUBLIC:
             return self._close(error, CloseCode.UNAUTHORIZED)
         self.failures += 1

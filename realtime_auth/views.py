@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from realtime_auth import revocation, tokens, usernames
-from realtime_auth.errors import InvalidCredentials, InvalidToken
-from realtime_auth.http import ApiError, ContractAPIView
+from realtime_auth import revocation, throttle, tokens, usernames
+from realtime_auth.errors import InvalidCredentials, InvalidToken, LoginThrottled
+from realtime_auth.http import ApiError, ContractAPIView, TooManyLogins
 
 
 class LoginBody(serializers.Serializer):
@@ -63,6 +63,10 @@ class AuthView(ContractAPIView):
         data: dict[str, Any] = body.validated_data  # a plain Serializer validates to a dict
         return data
 
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
+        """429 ``REQUESTS_EXCEEDED`` with ``Retry-After`` (PROTOCOL §9), worded as on the sockets."""
+        raise TooManyLogins(LoginThrottled(wait or 0))
+
 
 def token_response(pair: tokens.TokenPair) -> Response:
     return Response(
@@ -75,26 +79,40 @@ def refused(error: InvalidCredentials | InvalidToken) -> ApiError:
 
 
 class LoginView(AuthView):
+    """Every request counts per client address (``LoginAttempts``: DRF's ``check_throttles``, before the body is
+    read); failures count per address and per account (``throttle.login_attempt``)."""
+
     body = LoginBody
+    throttle_classes = [throttle.LoginAttempts]
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
+        field = next(name for name in usernames.login_fields() if name in data)
+        account = throttle.account_key(field, data[field])
         try:
-            field = next(name for name in usernames.login_fields() if name in data)
-            # The HTTP request reaches the host's backends (Django's, not DRF's wrapper).
-            _, pair = tokens.login(data[field], data["password"], field=field, request=request._request)
+            with throttle.login_attempt(throttle.request_address(request), account, counted=True):
+                # The HTTP request reaches the host's backends (Django's, not DRF's wrapper).
+                _, pair = tokens.login(data[field], data["password"], field=field, request=request._request)
+        except LoginThrottled as exc:
+            self.throttled(request, exc.wait)
         except InvalidCredentials as exc:
             raise refused(exc) from exc
         return token_response(pair)
 
 
 class RefreshView(AuthView):
+    """Counted per client address like ``LoginView`` (a refresh token names no account before it is verified)."""
+
     body = RefreshBody
+    throttle_classes = [throttle.LoginAttempts]
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
         try:
-            _, pair = tokens.rotate(data["refresh_token"])
+            with throttle.login_attempt(throttle.request_address(request), counted=True):
+                _, pair = tokens.rotate(data["refresh_token"])
+        except LoginThrottled as exc:
+            self.throttled(request, exc.wait)
         except InvalidToken as exc:
             raise refused(exc) from exc
         return token_response(pair)

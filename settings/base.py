@@ -133,6 +133,22 @@ if _redis_url:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The cache holds the login throttle's counts (realtime_auth.throttle, LIKHA_REALTIME["LOGIN_THROTTLE_CACHE"]): on
+# Redis every server process counts together; without REDIS_URL, per process (check realtime_auth.W003 says so).
+# Keys are prefixed with REDIS_PREFIX like the channel layer's, so servers sharing a Redis can keep apart.
+if _redis_url:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _redis_url,
+            "KEY_PREFIX": env.str("REDIS_PREFIX", "likha"),
+            # A Redis that stops answering must not hold logins up for long (the throttle then lets them through).
+            "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -178,6 +194,7 @@ CORS_ALLOWED_ORIGINS = _cors.origins
 CORS_ALLOWED_ORIGIN_REGEXES = _cors.regexes
 CORS_URLS_REGEX = cors_urls_regex(LIKHA_REALTIME.get("GRAPHQL_PATH", "/graphql"))
 CORS_ALLOW_HEADERS = ("authorization", "content-type")
+CORS_EXPOSE_HEADERS = ("retry-after",)  # a throttled login's 429 (realtime_auth.throttle): pages may read the wait
 CORS_ALLOW_CREDENTIALS = False
 
 LOGGING = {

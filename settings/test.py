@@ -8,3 +8,6 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 # Threads of database_sync_to_async must not keep connections open past a test (PostgreSQL test-db teardown).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = False  # noqa: F405
+# One process: the login throttle counts in memory (tests/conftest.py empties it before each test), never in a
+# shared Redis whatever REDIS_URL says (clearing that cache would flush the database of other servers).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

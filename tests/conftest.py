@@ -18,3 +18,17 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.exit(str(exc), returncode=3)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _login_throttle_counts() -> None:
+    """Each test starts with no login counted (the in-process cache of settings.test): the suite logs in from one
+    address far more often than a client would; the throttle's own tests count from zero."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from realtime_auth.conf import auth_settings
+
+    cache = caches[auth_settings.LOGIN_THROTTLE_CACHE]
+    if isinstance(cache, LocMemCache):  # never a shared cache (Redis): clearing it would flush other servers' keys
+        cache.clear()

@@ -25,8 +25,9 @@ from likha_realtime.sockets.base import RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from likha_realtime.wire.errors import TooManySubscriptions, TooManyUserConnections
 from realtime_auth import usernames
+from realtime_auth.errors import LoginThrottled
 from realtime_auth.session import Identity
-from realtime_auth.wire import CloseCode, RealtimeError
+from realtime_auth.wire import CloseCode, RealtimeError, error_frame
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         self.protocol_handler: Any = None  # strawberry's handler of the negotiated subprotocol
         self._refusal: RealtimeError | None = None  # why the last login was refused (authorize)
         self._close_sent = False
+        self._rejection: CloseCode | None = None  # the close of a rejected connection_init, when not 4403
 
     async def connect(self) -> None:
         accepted, self._url_identity = await self.open_socket()
@@ -210,6 +212,9 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if any(key in params for key in credential_keys()):
             self._refusal = None
             if not await self.auth_credentials(params):
+                if isinstance(self.auth_refusal, LoginThrottled):  # over a login limit: 4429, not 4403
+                    self._rejection = CloseCode.TOO_MANY_REQUESTS
+                    raise ConnectionRejectionError(error_frame("auth", self.auth_refusal)["error"])
                 if isinstance(self._refusal, TooManyUserConnections):
                     await self.close_with(CloseCode.TOO_MANY_REQUESTS)  # strawberry's 4403 after it is not sent
                 raise ConnectionRejectionError()
@@ -222,10 +227,16 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         return self._refusal
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """One close per connection: a close of ours (4429) is not followed by strawberry's own (4403)."""
+        """One close per connection: a close of ours (4429) is not followed by strawberry's own (4403).
+
+        strawberry closes a rejected ``connection_init`` with 4403 (legacy graphql-ws: ``connection_error``, then
+        1011); a login refused by the login throttle closes 4429 "Too Many Requests" instead, which graphql-ws
+        clients treat as final (no reconnect loop with the same credentials)."""
         if self._close_sent:
             return
         self._close_sent = True
+        if self._rejection is not None:
+            code, reason = int(self._rejection), self._rejection.reason
         await super().close(code=code, reason=reason)
 
     # -- subscriptions under the socket's current rights -------------------------------------------------------

@@ -78,7 +78,7 @@ def test_a_weak_signing_key_stops_the_server() -> None:
 @pytest.mark.django_db
 def test_warnings_are_printed_once_each_with_their_fix() -> None:
     lines = printed(CHANNEL_LAYERS=IN_MEMORY, DEBUG=True)
-    assert ours(lines) == ["likha_realtime.W002", "likha_realtime.W003", "realtime_auth.W001"]
+    assert ours(lines) == ["likha_realtime.W002", "likha_realtime.W003", "realtime_auth.W001", "realtime_auth.W003"]
     assert all(line.startswith("configuration warning: ") for line in lines)
     (in_memory,) = [line for line in lines if "likha_realtime.W002" in line]
     assert in_memory.startswith("configuration warning: CHANNEL_LAYERS['default'] is the in-memory layer: ")
@@ -91,7 +91,7 @@ def test_silenced_checks_are_not_printed() -> None:
     from django.contrib.auth.models import Group
 
     Group.objects.create(name="Public")
-    silenced = ["likha_realtime.W002", "likha_realtime.W003"]
+    silenced = ["likha_realtime.W002", "likha_realtime.W003", "realtime_auth.W003"]
     assert ours(printed(CHANNEL_LAYERS=IN_MEMORY, DEBUG=True, SILENCED_SYSTEM_CHECKS=silenced)) == []
 
 

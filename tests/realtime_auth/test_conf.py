@@ -124,10 +124,18 @@ def test_kinds_check_python_values(kind: Kind, good: list[Any], bad: list[Any], 
     assert kind.allowed == allowed
 
 
-def test_the_auth_app_has_one_literal_key_with_its_kind_and_variable() -> None:
-    assert DEFAULTS == {"PUBLIC_ROLE": "Public"}
+def test_the_auth_app_has_its_literal_keys_with_their_kinds_and_variables() -> None:
+    assert DEFAULTS == {
+        "PUBLIC_ROLE": "Public",
+        "LOGIN_THROTTLE_CACHE": "default",
+        "LOGIN_THROTTLE_WINDOW": 900,
+        "LOGIN_ATTEMPTS_PER_ADDRESS": 600,
+        "LOGIN_FAILURES_PER_ADDRESS": 50,
+        "LOGIN_FAILURES_PER_ACCOUNT": 10,
+        "LOGIN_TRUSTED_PROXIES": 0,
+    }
     assert list(KINDS) == list(DEFAULTS)
-    assert ENVIRONMENT == {"PUBLIC_ROLE": "PUBLIC_ROLE"}
+    assert {key: key for key in DEFAULTS} == ENVIRONMENT
     assert all(KINDS[key].valid(value) for key, value in DEFAULTS.items())
 
 

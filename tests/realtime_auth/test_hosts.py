@@ -135,6 +135,11 @@ def test_a_host_user_model_passes_checks_migrates_and_logs_in_by_email_or_userna
     assert report["socket"] == EXPECTED_SOCKET
     assert report["socket_after_password_change"] == TOKEN_EXPIRED  # the host model's saves are watched
     assert report["http_backend_calls"] == report["socket_backend_calls"] == []
+    # The login throttle counts a user's email and username as one account (any case), an unknown email apart.
+    assert report["throttle_accounts"] == [
+        ["email=ANN@example.com", f"{name}=ann", f"{name}=Ann"],
+        ["email=nobody@example.com"],
+    ]
 
 
 def test_the_hosts_authentication_backends_decide_with_the_http_request_or_none_on_sockets(

@@ -29,7 +29,7 @@ from django.test import Client  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken  # noqa: E402
 
 from likha_realtime.sockets.rest import RestConsumer  # noqa: E402
-from realtime_auth import usernames  # noqa: E402
+from realtime_auth import throttle, usernames  # noqa: E402
 from tests.realtime_auth.hosts.backends import CALLS, MASTER_KEY  # noqa: E402
 
 User = get_user_model()
@@ -162,7 +162,18 @@ def main() -> None:
     report["missing_migrations"] = missing_migrations()
     access = http(report)
     asyncio.run(socket(report, access))
+    report["throttle_accounts"] = throttle_accounts()
     json.dump(report, sys.stdout)
+
+
+def throttle_accounts() -> list[list[str]]:
+    """Which spellings the login throttle counts as one account (groups of equal ``account_key``): a user's email
+    in any case is that user's username; an unknown email is an account of its own."""
+    spellings = [("email", "ANN@example.com "), (NAME, "ann"), (NAME, " Ann"), ("email", "nobody@example.com")]
+    groups: dict[str, list[str]] = {}
+    for field, value in spellings:
+        groups.setdefault(throttle.account_key(field, value), []).append(f"{field}={value.strip()}")
+    return list(groups.values())
 
 
 if __name__ == "__main__":

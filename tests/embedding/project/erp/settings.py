@@ -93,6 +93,15 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Login throttling counts attempts in this cache: on Redis, every server process counts together.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "KEY_PREFIX": os.environ.get("REDIS_PREFIX", "erp-realtime"),
+    }
+}
+
 # Token lifetimes (simplejwt); refreshing always rotates the refresh token and blacklists the old one.
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
