@@ -30,6 +30,11 @@ from likha_realtime.events.stats import stats
 logger = logging.getLogger(__name__)
 
 
+# A connection idle when an event arrives is *fresh* (served before the backlogged round) only when it holds at most
+# this many subscriptions on the event's collection: its whole delivery is then a turn or so. One holding more is
+# backlogged from the start (else, when many such connections are idle at once, a light one would wait behind
+# each heavy one's first turn).
+FRESH_SUBSCRIPTIONS = 4
 YIELD_EVERY = 64  # turns served between two explicit yields to the event loop (~5 ms of sends at most)
 
 
@@ -84,14 +89,23 @@ def _backlog_setting() -> int:
 
 
 class FairScheduler:
-    """Pending entries by connection, served round-robin one entry per turn (``run``, or ``serve_turn`` in tests)."""
+    """Pending entries by connection, one entry per turn (``run``, or ``serve_turn`` in tests).
+
+    Two turn orders: *fresh* connections (idle when an entry arrived for them, and holding few subscriptions on its
+    collection) in arrival order, and *backlogged* ones (still holding entries after a turn, or many subscriptions)
+    round-robin. While both have connections, they alternate: a
+    subscriber with little to receive waits for the turn in progress and at most one backlogged turn, whatever the
+    backlog of others; backlogged connections still get every other turn (none starves).
+    """
 
     def __init__(self, backlog: Callable[[], int] = _backlog_setting) -> None:
         self.backlog = backlog
         self.queues: dict[int, deque[Entry]] = {}  # by connection_of()
         self.pending = 0  # entries in all queues
-        self._turns: OrderedDict[int, None] = OrderedDict()  # connections waiting for a turn, in turn order
-        self._serving: set[int] = set()  # connections whose entry is being served (out of the turn order)
+        self._fresh: OrderedDict[int, None] = OrderedDict()  # idle connections that got an entry, in order
+        self._turns: OrderedDict[int, None] = OrderedDict()  # backlogged connections, round-robin
+        self._serving: set[int] = set()  # connections whose entry is being served (in neither order)
+        self._fresh_next = True  # whose turn is next while both orders have connections
         self._work: asyncio.Event | None = None
 
     # -- filling ---------------------------------------------------------------------------------------------------
@@ -103,18 +117,23 @@ class FairScheduler:
         for subscriber in subscribers:
             by_connection.setdefault(connection_of(subscriber), []).append(subscriber)
         for connection, members in by_connection.items():
-            self._push(connection, Arrival(reads, members))
+            light = sum(len(member.subscriptions_for(event.collection)) for member in members) <= FRESH_SUBSCRIPTIONS
+            self._push(connection, Arrival(reads, members), fresh=light)
         if self.pending > self.backlog():
             self._overflow()
 
-    def _push(self, connection: int, entry: Entry) -> None:
+    def _push(self, connection: int, entry: Entry, *, fresh: bool) -> None:
         queue = self.queues.get(connection)
         if queue is None:
             queue = self.queues[connection] = deque()
         queue.append(entry)
         self.pending += 1
-        if connection not in self._serving:
-            self._turns[connection] = None  # keeps its place when it is already waiting
+        if connection in self._serving or connection in self._turns or connection in self._fresh:
+            pass  # it keeps its place
+        elif fresh:
+            self._fresh[connection] = None
+        else:
+            self._turns[connection] = None
         if self._work is not None:
             self._work.set()
 
@@ -140,6 +159,7 @@ class FairScheduler:
             self.queues[connection] = queue
         else:
             self.queues.pop(connection, None)
+            self._fresh.pop(connection, None)
             self._turns.pop(connection, None)
 
     def _overflow(self) -> None:
@@ -173,7 +193,7 @@ class FairScheduler:
         self._work = asyncio.Event()
         turns = 0
         while True:
-            if not self._turns:
+            if not self._turns and not self._fresh:
                 self._work.clear()
                 await self._work.wait()
                 continue
@@ -191,9 +211,14 @@ class FairScheduler:
 
     async def serve_turn(self) -> bool:
         """The next connection in turn serves one entry; ``False`` when no connection has any."""
-        if not self._turns:
+        if self._fresh and (self._fresh_next or not self._turns):
+            connection, _ = self._fresh.popitem(last=False)
+            self._fresh_next = not self._turns  # a backlogged connection that waited gets the next turn
+        elif self._turns:
+            connection, _ = self._turns.popitem(last=False)
+            self._fresh_next = True
+        else:
             return False
-        connection, _ = self._turns.popitem(last=False)
         self._serving.add(connection)
         try:
             await self._serve(connection)
@@ -201,7 +226,7 @@ class FairScheduler:
             self._serving.discard(connection)
             queue = self.queues.get(connection)  # replaced meanwhile when it overflowed, gone when it closed
             if queue:
-                self._turns[connection] = None  # to the back of the turn order
+                self._turns[connection] = None  # backlogged: to the back of the round
             elif queue is not None:
                 self._set_queue(connection, queue)
         return True

@@ -111,7 +111,7 @@ def many(prefix: str, count: int) -> list[Subscription]:
 # -- turns -----------------------------------------------------------------------------------------------------
 
 
-async def test_connections_take_turns_one_delivery_each(world: World) -> None:
+async def test_connections_take_turns_one_delivery_each_fresh_and_backlogged_ones_alternating(world: World) -> None:
     attacker = Connection(world, "A", *many("a", 4))
     b = Connection(world, "B", sub("b", "b-read"))
     c = Connection(world, "C", sub("c", "c-read"))
@@ -120,15 +120,27 @@ async def test_connections_take_turns_one_delivery_each(world: World) -> None:
     scheduler.add_event(update(7), [attacker, b, c])
     await serve_all(scheduler)
 
+    # A is backlogged after its first turn; B and C (fresh: nothing pending before) alternate with it.
     assert world.frames() == [
         ("A", "a0", (7,)),
         ("B", "b", (7,)),
-        ("C", "c", (7,)),
         ("A", "a1", (7,)),
+        ("C", "c", (7,)),
         ("A", "a2", (7,)),
         ("A", "a3", (7,)),
     ]
     assert len(world.reads()) == 6
+
+
+async def test_backlogged_connections_share_turns_round_robin(world: World) -> None:
+    a = Connection(world, "A", *many("a", 4))
+    b = Connection(world, "B", *many("b", 4))
+    scheduler = FairScheduler(backlog=lambda: 1000)
+
+    scheduler.add_event(update(3), [a, b])
+    await serve_all(scheduler)
+
+    assert [uid for _, uid, _ in world.frames()] == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3"]
 
 
 async def test_a_later_event_does_not_wait_for_an_earlier_events_tail_on_another_connection(world: World) -> None:
@@ -136,25 +148,67 @@ async def test_a_later_event_does_not_wait_for_an_earlier_events_tail_on_another
     victim = Connection(world, "V", sub("v", "v-read"))
     scheduler = FairScheduler(backlog=lambda: 10_000)
 
-    scheduler.add_event(update(1), [attacker, victim])
-    for _ in range(4):  # A: a0, V: event 1, A: a1, A: a2 (V has nothing pending)
+    scheduler.add_event(update(1), [attacker, victim])  # A, with many subscriptions, is backlogged at once
+    for _ in range(4):  # V: event 1, then A: a0, a1, a2 (V has nothing pending)
         await scheduler.serve_turn()
     scheduler.add_event(update(2), [attacker, victim])
-    await scheduler.serve_turn()  # A: a3 (its turn was first)
-    await scheduler.serve_turn()  # V: event 2, before A's 96 other re-reads of event 1
+    await scheduler.serve_turn()  # V (fresh): event 2, before A's 97 other re-reads of event 1
 
     assert world.frames() == [
-        ("A", "a0", (1,)),
         ("V", "v", (1,)),
+        ("A", "a0", (1,)),
         ("A", "a1", (1,)),
         ("A", "a2", (1,)),
-        ("A", "a3", (1,)),
         ("V", "v", (2,)),
     ]
     await serve_all(scheduler)
-    assert world.frames()[6:] == [("A", f"a{n}", (1,)) for n in range(4, 100)] + [
+    assert world.frames()[5:] == [("A", f"a{n}", (1,)) for n in range(3, 100)] + [
         ("A", f"a{n}", (2,)) for n in range(100)
     ]
+
+
+async def test_a_fresh_connection_waits_for_at_most_one_backlogged_turn(world: World) -> None:
+    attackers = [Connection(world, f"A{i}", *many(f"a{i}-", 10)) for i in range(20)]
+    victim = Connection(world, "V", sub("v", "v-read"))
+    scheduler = FairScheduler(backlog=lambda: 10_000)
+    scheduler.add_event(update(1), attackers)
+    for _ in range(40):  # fresh turns alternate with backlogged ones: now all 20 are backlogged
+        await scheduler.serve_turn()
+    assert all(len(scheduler.queues[id(attacker)]) > 1 for attacker in attackers)
+    before = len(world.frames())
+
+    scheduler.add_event(update(2), [*attackers, victim])
+    await scheduler.serve_turn()
+    await scheduler.serve_turn()
+
+    served = world.frames()[before:]
+    assert ("V", "v", (2,)) in served  # after at most one of the 20 backlogged connections' turns
+    assert len([name for name, *_ in served if name != "V"]) == 1
+
+
+async def test_idle_connections_with_many_subscriptions_do_not_go_before_a_light_one(world: World) -> None:
+    attackers = [Connection(world, f"A{i}", *many(f"a{i}-", 10)) for i in range(20)]
+    victim = Connection(world, "V", sub("v", "v-read"))
+    scheduler = FairScheduler(backlog=lambda: 10_000)
+
+    scheduler.add_event(update(1), [*attackers, victim])  # all idle: the attackers' first event
+    await scheduler.serve_turn()
+
+    assert world.frames() == [("V", "v", (1,))]
+
+
+async def test_backlogged_connections_get_every_other_turn_while_fresh_ones_keep_coming(world: World) -> None:
+    heavy = Connection(world, "H", *many("h", 10))
+    sparse = [Connection(world, f"S{i}", sub(f"s{i}", f"s-read-{i}")) for i in range(6)]
+    scheduler = FairScheduler(backlog=lambda: 10_000)
+    scheduler.add_event(update(1), [heavy])
+    await scheduler.serve_turn()  # H: h0, then backlogged
+
+    scheduler.add_event(update(2), sparse)  # six fresh connections at once
+    for _ in range(8):
+        await scheduler.serve_turn()
+
+    assert [name for name, *_ in world.frames()[1:]] == ["S0", "H", "S1", "H", "S2", "H", "S3", "H"]
 
 
 async def test_each_connection_gets_its_frames_in_the_order_of_events(world: World) -> None:
@@ -208,7 +262,14 @@ async def test_a_read_shared_by_several_connections_is_done_once_and_kept_until_
     gc.collect()
 
     assert [r[1] for r in world.reads()] == ["shared", "a-read-0", "a-read-1", "a-read-2"]
-    assert world.frames()[:4] == [("S0", "s0", (9,)), ("A", "a0", (9,)), ("S1", "s1", (9,)), ("S2", "s2", (9,))]
+    assert world.frames() == [
+        ("S0", "s0", (9,)),
+        ("A", "a0", (9,)),
+        ("S1", "s1", (9,)),
+        ("A", "a1", (9,)),
+        ("S2", "s2", (9,)),
+        ("A", "a2", (9,)),
+    ]
     assert shared_rows() is None  # released once every member had it: nothing kept after the event
 
 
@@ -258,12 +319,13 @@ async def test_a_closed_connection_leaves_nothing_pending(world: World) -> None:
     scheduler = FairScheduler(backlog=lambda: 10_000)
     for key in range(3):
         scheduler.add_event(update(key), [gone, stays])
+    await scheduler.serve_turn()  # S (fresh): event 0
     await scheduler.serve_turn()  # G: event 0 matched, 49 deliveries left
-    assert scheduler.pending == 49 + 2 + 3  # G: 49 deliveries and 2 events; S: 3 events
+    assert scheduler.pending == 49 + 2 + 2  # G: 49 deliveries and 2 events; S: 2 events
 
     scheduler.drop(gone)
 
-    assert id(gone) not in scheduler.queues and scheduler.pending == 3
+    assert id(gone) not in scheduler.queues and scheduler.pending == 2
     await serve_all(scheduler)
     assert [f for f in world.frames() if f[0] == "G"] == [("G", "g0", (0,))]
     assert [f for f in world.frames() if f[0] == "S"] == [("S", "s", (k,)) for k in range(3)]
