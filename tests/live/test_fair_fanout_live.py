@@ -25,8 +25,8 @@ from tests.live.harness import ROOT, DaphneProcess, stop_process
 from tests.live.test_fanout_live import request
 from tests.support import wait_until
 
-# The attacker's backlog (WRITES x 2,000 re-reads, ~2 ms each on a loaded 2-core machine) drains in about a minute.
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
+# The attacker's backlog (WRITES x 2,000 re-reads, 2-7 ms each on a loaded 2-core machine) drains in 1-3 minutes.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 WRITES = 10  # per phase; p99 of 10 samples is their maximum (nearest rank), the strictest reading
 CONNECTIONS = 20  # x PER_CONNECTION = 2,000 distinct subscriptions; 100 per connection fits the subscription cap
@@ -149,7 +149,7 @@ def test_an_attackers_distinct_subscriptions_do_not_delay_another_subscriber(
             expected = WRITES * CONNECTIONS * PER_CONNECTION
             # Fairness, not starvation: every attacker subscription gets every event, later.
             report = wait_until(
-                lambda: (r := attacker.count())["frames"] >= expected and r, 600, "the attacker was starved", 0.5
+                lambda: (r := attacker.count())["frames"] >= expected and r, 480, "the attacker was starved", 0.5
             )
             drained = time.monotonic() - attacked_at
         finally:
