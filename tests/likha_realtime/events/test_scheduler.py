@@ -18,9 +18,11 @@ import pytest
 
 from likha_realtime.access.subscriptions import Subscription
 from likha_realtime.events import deliver as deliver_module
+from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.events.model import Event
 from likha_realtime.events.scheduler import FairScheduler
 from likha_realtime.events.stats import stats
+from tests.likha_realtime.support import Roles, next_frame, open_socket, subscribe
 from tests.support import wait_until_async
 
 PLAN = cast(Any, object())  # any plan: only "not suspended" matters to the matching
@@ -383,3 +385,25 @@ async def test_over_the_backlog_the_connection_with_most_pending_resyncs_instead
         ("A", "a3", "resync"),
         ("A", "a0", "resync"),
     ]
+
+
+# -- the REST socket's resync frame --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_layer")
+async def test_the_rest_socket_sends_a_resync_for_a_current_subscription_only(roles: Roles) -> None:
+    socket = await open_socket(roles.path("editor"))
+    await subscribe(socket, query={"fields": ["id"], "limit": 1}, uid="r1")
+    await subscribe(socket, query={"fields": ["id"], "limit": 1}, uid="r2")
+    (consumer,) = get_dispatcher().listeners["products"]
+    r1, r2 = consumer.subscriptions["r1"], consumer.subscriptions["r2"]
+    await socket.send_json_to({"type": "unsubscribe", "uid": "r2"})
+    assert await next_frame(socket) == {"type": "subscription", "event": "unsubscribe", "uid": "r2"}
+
+    await consumer.receive_resync(r2)  # no longer the connection's: nothing
+    await consumer.receive_resync(r1)
+
+    assert await next_frame(socket) == {"type": "subscription", "event": "resync", "uid": "r1"}
+    assert await socket.receive_nothing()
+    await socket.disconnect()
