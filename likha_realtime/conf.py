@@ -148,6 +148,9 @@ DEFAULTS: dict[str, Any] = {
     "QUERY_LIMIT_DEFAULT": 100,
     # Largest limit a query may ask for.
     "QUERY_LIMIT_MAX": 1000,
+    # Event deliveries (one per subscription and event, or an event not yet matched to a connection) waiting in a
+    # server process; over it, the connection with the most waiting loses them and its subscriptions get a resync.
+    "FANOUT_BACKLOG": 100_000,
     # Browser origins that may open the three sockets (docs/CONFIGURATION.md): None = the site's own hosts (same
     # origin, or a host in ALLOWED_HOSTS, any port); else a list of origins ("https://erp.example.com"), "*" = any.
     # Others are refused at the handshake with HTTP 403; handshakes without an Origin header (not a browser) pass.
@@ -195,6 +198,7 @@ KINDS: dict[str, Kind] = {
     "LOGS_STYLE": Choice(LOG_STYLES),
     "QUERY_LIMIT_DEFAULT": Count(minimum=1),
     "QUERY_LIMIT_MAX": Count(minimum=1),
+    "FANOUT_BACKLOG": Count(minimum=100),
     "WEBSOCKETS_ALLOWED_ORIGINS": Origins(),
     "COLLECTIONS": Dict(of="collection name -> model"),
 }
@@ -234,6 +238,7 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_LOGS_STYLE": "LOGS_STYLE",
     "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",
     "QUERY_LIMIT_MAX": "QUERY_LIMIT_MAX",
+    "WEBSOCKETS_FANOUT_BACKLOG": "FANOUT_BACKLOG",
     "WEBSOCKETS_ALLOWED_ORIGINS": "WEBSOCKETS_ALLOWED_ORIGINS",
 }
 

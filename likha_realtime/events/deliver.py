@@ -1,7 +1,8 @@
-"""Delivering one event to this process's subscribers: one re-read per batch of equal reads (``sharing``)."""
+"""Delivering one event to subscribers: one re-read per batch of equal reads (``sharing``), shared by its members."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Hashable
@@ -9,7 +10,6 @@ from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 
-from likha_realtime.access.collections import Collection
 from likha_realtime.access.subscriptions import Subscription, event_payload
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
@@ -17,9 +17,15 @@ from likha_realtime.wire.codec import encode_json
 
 logger = logging.getLogger(__name__)
 
+BatchKey = tuple[Hashable, tuple[Any, ...]]
+
 
 class Subscriber(Protocol):
-    """A connection holding subscriptions (the REST consumer)."""
+    """A holder of subscriptions: the REST consumer, or one GraphQL subscription (``graphql.schema.Listener``).
+
+    A subscriber that is one of several on a socket names that socket in a ``connection`` attribute: deliveries
+    take turns per connection (``events.scheduler``). Without one, the subscriber is its own connection.
+    """
 
     def subscriptions_for(self, collection: str) -> list[Subscription]: ...
 
@@ -27,11 +33,9 @@ class Subscriber(Protocol):
         """Deliver one event's ``payload`` (rows, or keys for a delete; ``data_json`` is it encoded)."""
 
 
-def batches(
-    event: Event, subscribers: list[Subscriber]
-) -> dict[tuple[Hashable, tuple[Any, ...]], list[tuple[Subscriber, Subscription]]]:
+def batches(event: Event, subscribers: list[Any]) -> dict[BatchKey, list[tuple[Any, Subscription]]]:
     """Subscriptions that hear ``event`` grouped by (batch key, the keys they hear of): one re-read per group."""
-    grouped: dict[tuple[Hashable, tuple[Any, ...]], list[tuple[Subscriber, Subscription]]] = defaultdict(list)
+    grouped: dict[BatchKey, list[tuple[Any, Subscription]]] = defaultdict(list)
     for subscriber in subscribers:
         for subscription in subscriber.subscriptions_for(event.collection):
             if not subscription.wants(event.action, event.keys):
@@ -54,17 +58,85 @@ def _payload(subscription: Subscription, event: Event, keys: tuple[Any, ...]) ->
     return event_payload(subscription, event.action, keys, event.snapshots)
 
 
-async def deliver(event: Event, collection: Collection, subscribers: list[Any]) -> None:
-    for (_, keys), members in batches(event, subscribers).items():
-        payload = await _payload(members[0][1], event, keys)
-        if payload is None:
-            continue
-        data_json = encode_json(payload)  # once per batch: subscribers in it differ only by uid
-        for subscriber, subscription in members:
-            try:
-                await subscriber.receive_event(subscription, event.action, payload, data_json)
-            except Exception:  # one broken socket must not starve the others
-                stats.delivery_errors += 1
-                logger.exception("could not send a %s frame on %s", event.action, event.collection)
-                continue
-            stats.frames_sent += 1
+Outcome = tuple[Any, str] | None  # (payload, its JSON) or nothing to send
+
+
+class SharedRead:
+    """One batch's re-read and encoding: done once, by the first of its members to be served, and kept for the
+    others for as long as a delivery still refers to it (so until the last member has taken it)."""
+
+    __slots__ = ("_future", "event", "keys", "subscription")
+
+    def __init__(self, event: Event, subscription: Subscription, keys: tuple[Any, ...]) -> None:
+        self.event = event
+        self.subscription = subscription  # any member's: the batch key makes their reads the same read
+        self.keys = keys
+        self._future: asyncio.Future[Outcome] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
+    async def outcome(self) -> Outcome:
+        if self._future is not None:  # read for another member already (or being read for one)
+            if self._future.done():
+                return self._future.result()
+            return await asyncio.shield(self._future)
+        self._future = future = asyncio.get_running_loop().create_future()
+        try:
+            payload = await _payload(self.subscription, self.event, self.keys)
+            outcome = None if payload is None else (payload, encode_json(payload))  # once per batch
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception:  # the batch misses this event; the others are not held up
+            stats.delivery_errors += 1
+            logger.exception("re-reading a %s event on %s failed", self.event.action, self.event.collection)
+            outcome = None
+        future.set_result(outcome)
+        return outcome
+
+
+class Delivery:
+    """One subscription's frame for one event, once its batch's read is done."""
+
+    __slots__ = ("read", "subscriber", "subscription")
+
+    def __init__(self, read: SharedRead, subscriber: Any, subscription: Subscription) -> None:
+        self.read = read
+        self.subscriber = subscriber
+        self.subscription = subscription
+
+    async def run(self) -> None:
+        outcome = await self.read.outcome()
+        if outcome is None:
+            return
+        payload, data_json = outcome
+        event = self.read.event
+        try:
+            await self.subscriber.receive_event(self.subscription, event.action, payload, data_json)
+        except Exception:  # one broken socket must not starve the others
+            stats.delivery_errors += 1
+            logger.exception("could not send a %s frame on %s", event.action, event.collection)
+            return
+        stats.frames_sent += 1
+
+
+class EventReads:
+    """The shared reads of one event, by batch: subscribers served at different times find a batch's read done."""
+
+    __slots__ = ("event", "reads")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.reads: dict[BatchKey, SharedRead] = {}
+
+    def deliveries(self, subscribers: list[Any]) -> list[Delivery]:
+        """The frames ``subscribers`` get for this event, in batch order (sync: no database work)."""
+        result: list[Delivery] = []
+        for key, members in batches(self.event, subscribers).items():
+            read = self.reads.get(key)
+            if read is None:
+                read = self.reads[key] = SharedRead(self.event, members[0][1], key[1])
+            result.extend(Delivery(read, subscriber, subscription) for subscriber, subscription in members)
+        return result

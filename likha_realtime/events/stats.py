@@ -12,6 +12,7 @@ class EventStats:
     received: int = 0  # events this process took from its channel
     lost: int = 0  # gaps in a publisher's sequence: over channel capacity or expired in transit
     queue_dropped: int = 0  # events dropped because this process's delivery queue was full
+    deliveries_dropped: int = 0  # pending deliveries dropped over FANOUT_BACKLOG (their subscriptions resync)
     frames_sent: int = 0  # subscription frames written to sockets
     delivery_errors: int = 0  # an event's delivery failed (logged with its traceback)
 

@@ -218,6 +218,7 @@ class Listener:
     def __init__(self, collection: str, socket: Any, event: str | None) -> None:
         self.collection = collection
         self.socket = socket
+        self.connection = socket  # its deliveries take the socket's turns (events.scheduler)
         self.event = event
         self.queue: asyncio.Queue[tuple[Subscription | None, str, Any]] = asyncio.Queue(maxsize=10_000)
         self.subscription: Subscription | None = None

@@ -17,6 +17,7 @@ from likha_realtime.access.subscriptions import Subscription
 from likha_realtime.conf import realtime_settings
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.sockets.base import JsonSocketConsumer
+from likha_realtime.wire.codec import encode_json
 from likha_realtime.wire.errors import TooManySubscriptions
 from realtime_auth.wire import with_uid
 
@@ -65,7 +66,13 @@ class RestConsumer(JsonSocketConsumer):
         connection's: a login, expiry or rights change replaces the plans under the auth lock, and a frame read
         under rights the connection no longer has is dropped. While the lock is held the frame waits (in order)
         for it on a task of this connection, so the delivery worker never waits for one socket."""
-        frame = subscription.frame_text(action, data_json)
+        await self._receive_frame(subscription, subscription.frame_text(action, data_json))
+
+    async def receive_resync(self, subscription: Subscription) -> None:
+        """Events for ``subscription`` were dropped (the fan-out backlog overflowed): the client re-reads."""
+        await self._receive_frame(subscription, encode_json(subscription.frame("resync", with_data=False)))
+
+    async def _receive_frame(self, subscription: Subscription, frame: str) -> None:
         if self._held_frames or self._auth_lock.locked():
             self._held_frames.append((subscription, frame))
             if self._release_task is None:

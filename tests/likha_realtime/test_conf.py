@@ -49,6 +49,7 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Count(minimum=1): ("5", 5),
     Count(minimum=0): ("7", 7),
     Seconds(minimum=0.001): ("250ms", 0.25),
+    Count(minimum=100): ("5000", 5000),
     Origins(): ("https://App.example.com,http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
 }
 
@@ -67,7 +68,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 35
+    assert len(DEFAULTS) == 36
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 

@@ -1,11 +1,12 @@
-"""Property (differential): whatever ``deliver`` batches, each subscriber receives for each event exactly what its own
+"""Property (differential): whatever delivery batches, each subscriber receives for each event exactly what its own
 rights and query read alone, and nothing it may not see.
 
 Random principals (users in random groups with random permissions, superusers, the public role), random row and
 field rules on the demo collections (the demo's own, or chosen per principal, so that rules are sometimes equal and
 sometimes not), random subscriptions to one collection (fields with relations, filters, ``item``, ``event``), and
-random ORM writes published by the real capture and delivered by the real ``deliver`` to recording subscribers. The
-oracle (``differential_oracle``) reads each subscription's frame alone, under a principal built afresh.
+random ORM writes published by the real capture and delivered by the real scheduler (``events.scheduler``, shared
+reads memoised across connections) to recording subscribers. The oracle (``differential_oracle``) reads each
+subscription's frame alone, under a principal built afresh.
 
 Issue 9: subscriptions were batched by the rights on the subscribed collection only, and a batch read with its first
 member's rights, so an editor and a user who may change customers, both subscribed to ``sales_orders`` with
@@ -25,10 +26,9 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from likha_realtime.access import subscriptions
-from likha_realtime.access.collections import registry
 from likha_realtime.access.subscriptions import Subscription
-from likha_realtime.events.deliver import deliver
 from likha_realtime.events.model import Event
+from likha_realtime.events.scheduler import FairScheduler
 from likha_realtime.wire.errors import Forbidden, InvalidQuery
 from tests.likha_realtime.events.differential_oracle import Expected, Listener, Oracle
 from tests.likha_realtime.events.differential_traffic import SUBSCRIBED, Write, prepare, subscribers, writes
@@ -106,7 +106,7 @@ def check_write(oracle: Oracle, listeners: list[Listener], write: Write, events:
     write.run()
     assert events, f"{write} published nothing"
     for published_event in list(events):
-        # As the channel layer carries it to every process (fanout.Dispatcher._deliver).
+        # As the channel layer carries it to every process (fanout.Dispatcher._schedule).
         event = Event.from_message(published_event.to_message(), MODELS[published_event.collection])
         expected = {
             id(sub): oracle.expected(listener.label, message, event, write.changed, before.get(id(sub), set()))
@@ -114,11 +114,18 @@ def check_write(oracle: Oracle, listeners: list[Listener], write: Write, events:
         }
         for listener in listeners:
             listener.received.clear()
-        collection = registry.get(event.collection)
-        assert collection is not None
-        async_to_sync(deliver)(event, collection, listeners)
+        async_to_sync(deliver_all)(event, listeners)
         for listener, sub, message in subscribed:
             check_frames(listener, sub, message, event, expected[id(sub)])
+
+
+async def deliver_all(event: Event, listeners: list[Listener]) -> None:
+    """``event`` through the server's fair scheduler (each listener its own connection), until nothing is left."""
+    scheduler = FairScheduler(backlog=lambda: 10**9)
+    scheduler.add_event(event, listeners)
+    while await scheduler.serve_turn():
+        pass
+    assert scheduler.pending == 0 and not scheduler.queues
 
 
 def check_frames(

@@ -52,6 +52,7 @@ def test_admins_also_get_this_processes_event_counters() -> None:
             "received": 0,
             "lost": 1,
             "queue_dropped": 0,
+            "deliveries_dropped": 0,
             "frames_sent": 0,
             "delivery_errors": 0,
         },

@@ -1,0 +1,246 @@
+"""Fair delivery: each connection's pending deliveries wait in a queue of its own, and connections take turns.
+
+The cost of a connection's subscriptions falls on that connection. Connections with work are served round-robin,
+one entry per turn: an event's arrival is matched against the connection's subscriptions on its turn (the matching
+costs that connection's turn), then each of its deliveries (one re-read, unless the batch's read was already done
+for someone else: ``deliver.SharedRead``) takes a turn. So another subscriber's frame waits for at most one
+delivery of each other busy connection, however many subscriptions those hold, and a later event's deliveries do
+not wait for an earlier event's long tail on some other connection. A connection's own entries are served in
+order, one at a time: its frames keep the order of events. See docs/FANOUT.md ("Fair delivery").
+
+Memory is bounded: over ``FANOUT_BACKLOG`` pending entries in the process, the connection with the most loses its
+queue; each of its subscriptions that missed an event gets a resync instead (PROTOCOL §5), and the loss is counted
+(``stats.deliveries_dropped``) and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from likha_realtime.access.subscriptions import Subscription
+from likha_realtime.conf import realtime_settings
+from likha_realtime.events.deliver import Delivery, EventReads, batches
+from likha_realtime.events.model import Event
+from likha_realtime.events.stats import stats
+
+logger = logging.getLogger(__name__)
+
+
+# A connection idle when an event arrives is *fresh* (served before the backlogged round) only when it holds at most
+# this many subscriptions on the event's collection: its whole delivery is then a turn or so. One holding more is
+# backlogged from the start (else, when many such connections are idle at once, a light one would wait behind
+# each heavy one's first turn).
+FRESH_SUBSCRIPTIONS = 4
+YIELD_EVERY = 64  # turns served between two explicit yields to the event loop (~5 ms of sends at most)
+
+
+def connection_of(subscriber: Any) -> int:
+    """Whose turns a subscriber's deliveries take: its socket (a GraphQL subscription), else itself; by identity
+    (a socket need not be hashable; its pending entries keep it alive, so the identity is not reused meanwhile)."""
+    return id(getattr(subscriber, "connection", subscriber))
+
+
+class Arrival:
+    """An event for the subscribers of one connection, matched against their subscriptions on the connection's turn."""
+
+    __slots__ = ("reads", "subscribers")
+
+    def __init__(self, reads: EventReads, subscribers: list[Any]) -> None:
+        self.reads = reads
+        self.subscribers = subscribers
+
+    def deliveries(self) -> list[Delivery]:
+        return self.reads.deliveries(self.subscribers)
+
+    def missed(self) -> list[tuple[Any, Subscription]]:
+        """The subscriptions that would have heard of the event (sync, no database work)."""
+        return [member for members in batches(self.reads.event, self.subscribers).values() for member in members]
+
+
+class Resync:
+    """Tells one subscription that events for it were dropped (PROTOCOL §5: the client re-reads)."""
+
+    __slots__ = ("subscriber", "subscription")
+
+    def __init__(self, subscriber: Any, subscription: Subscription) -> None:
+        self.subscriber = subscriber
+        self.subscription = subscription
+
+    async def run(self) -> None:
+        receive = getattr(self.subscriber, "receive_resync", None)
+        if receive is None:  # a subscriber without a resync frame: the loss is counted and logged only
+            return
+        try:
+            await receive(self.subscription)
+        except Exception:
+            stats.delivery_errors += 1
+            logger.exception("could not send a resync frame on %s", self.subscription.collection)
+
+
+Entry = Arrival | Delivery | Resync
+
+
+def _backlog_setting() -> int:
+    return int(realtime_settings.FANOUT_BACKLOG)
+
+
+class FairScheduler:
+    """Pending entries by connection, one entry per turn (``run``, or ``serve_turn`` in tests).
+
+    Two turn orders: *fresh* connections (idle when an entry arrived for them, and holding few subscriptions on its
+    collection) in arrival order, and *backlogged* ones (still holding entries after a turn, or many subscriptions)
+    round-robin. While both have connections, they alternate: a
+    subscriber with little to receive waits for the turn in progress and at most one backlogged turn, whatever the
+    backlog of others; backlogged connections still get every other turn (none starves).
+    """
+
+    def __init__(self, backlog: Callable[[], int] = _backlog_setting) -> None:
+        self.backlog = backlog
+        self.queues: dict[int, deque[Entry]] = {}  # by connection_of()
+        self.pending = 0  # entries in all queues
+        self._fresh: OrderedDict[int, None] = OrderedDict()  # idle connections that got an entry, in order
+        self._turns: OrderedDict[int, None] = OrderedDict()  # backlogged connections, round-robin
+        self._serving: set[int] = set()  # connections whose entry is being served (in neither order)
+        self._fresh_next = True  # whose turn is next while both orders have connections
+        self._work: asyncio.Event | None = None
+
+    # -- filling ---------------------------------------------------------------------------------------------------
+
+    def add_event(self, event: Event, subscribers: list[Any]) -> None:
+        """``event`` for ``subscribers``: one arrival per connection, at the end of that connection's queue."""
+        reads = EventReads(event)  # shared by the connections: a batch's read is done once for all of them
+        by_connection: dict[int, list[Any]] = {}
+        for subscriber in subscribers:
+            by_connection.setdefault(connection_of(subscriber), []).append(subscriber)
+        for connection, members in by_connection.items():
+            light = sum(len(member.subscriptions_for(event.collection)) for member in members) <= FRESH_SUBSCRIPTIONS
+            self._push(connection, Arrival(reads, members), fresh=light)
+        if self.pending > self.backlog():
+            self._overflow()
+
+    def _push(self, connection: int, entry: Entry, *, fresh: bool) -> None:
+        queue = self.queues.get(connection)
+        if queue is None:
+            queue = self.queues[connection] = deque()
+        queue.append(entry)
+        self.pending += 1
+        if connection in self._serving or connection in self._turns or connection in self._fresh:
+            pass  # it keeps its place
+        elif fresh:
+            self._fresh[connection] = None
+        else:
+            self._turns[connection] = None
+        if self._work is not None:
+            self._work.set()
+
+    def drop(self, subscriber: Any) -> None:
+        """``subscriber`` stopped listening (its socket closed, its GraphQL operation ended): its entries go."""
+        connection = connection_of(subscriber)
+        queue = self.queues.get(connection)
+        if queue is None:
+            return
+        kept: deque[Entry] = deque()
+        for entry in queue:
+            if isinstance(entry, Arrival):
+                others = [member for member in entry.subscribers if member is not subscriber]
+                if others:
+                    kept.append(entry if len(others) == len(entry.subscribers) else Arrival(entry.reads, others))
+            elif entry.subscriber is not subscriber:
+                kept.append(entry)
+        self.pending -= len(queue) - len(kept)
+        self._set_queue(connection, kept)
+
+    def _set_queue(self, connection: int, queue: deque[Entry]) -> None:
+        if queue:
+            self.queues[connection] = queue
+        else:
+            self.queues.pop(connection, None)
+            self._fresh.pop(connection, None)
+            self._turns.pop(connection, None)
+
+    def _overflow(self) -> None:
+        """The connection with the most pending entries loses them: a resync for each subscription that missed
+        an event, counted and logged (never silently)."""
+        connection = max(self.queues, key=lambda c: len(self.queues[c]))
+        queue = self.queues[connection]
+        missed: dict[int, tuple[Any, Subscription]] = {}
+        dropped = 0
+        for entry in queue:
+            members = entry.missed() if isinstance(entry, Arrival) else [(entry.subscriber, entry.subscription)]
+            if not isinstance(entry, Resync):
+                dropped += len(members)
+            for subscriber, subscription in members:
+                missed.setdefault(id(subscription), (subscriber, subscription))
+        resyncs: deque[Entry] = deque(Resync(subscriber, subscription) for subscriber, subscription in missed.values())
+        self.pending += len(resyncs) - len(queue)
+        stats.deliveries_dropped += dropped
+        logger.warning(
+            "fan-out backlog over %d: dropped %d pending deliveries of one connection, %d subscription(s) resync",
+            self.backlog(),
+            dropped,
+            len(resyncs),
+        )
+        self._set_queue(connection, resyncs)
+
+    # -- serving ---------------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve turns forever (the dispatcher's delivery task)."""
+        self._work = asyncio.Event()
+        turns = 0
+        while True:
+            if not self._turns and not self._fresh:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            try:
+                await self.serve_turn()
+            except Exception:  # a subscriber whose subscriptions cannot be matched: the others go on
+                stats.delivery_errors += 1
+                logger.exception("an event delivery failed")
+            turns += 1
+            if turns % YIELD_EVERY == 0:
+                # A turn whose read was done already sends without suspending: let the loop run its sockets now and
+                # then. Not after every turn: a frame and the next turn's re-read then reach the database thread
+                # before any work that the frame's receiver starts (tests order a write after a frame on this).
+                await asyncio.sleep(0)
+
+    async def serve_turn(self) -> bool:
+        """The next connection in turn serves one entry; ``False`` when no connection has any."""
+        if self._fresh and (self._fresh_next or not self._turns):
+            connection, _ = self._fresh.popitem(last=False)
+            self._fresh_next = not self._turns  # a backlogged connection that waited gets the next turn
+        elif self._turns:
+            connection, _ = self._turns.popitem(last=False)
+            self._fresh_next = True
+        else:
+            return False
+        self._serving.add(connection)
+        try:
+            await self._serve(connection)
+        finally:
+            self._serving.discard(connection)
+            queue = self.queues.get(connection)  # replaced meanwhile when it overflowed, gone when it closed
+            if queue:
+                self._turns[connection] = None  # backlogged: to the back of the round
+            elif queue is not None:
+                self._set_queue(connection, queue)
+        return True
+
+    async def _serve(self, connection: int) -> None:
+        queue = self.queues[connection]
+        entry = queue.popleft()
+        self.pending -= 1
+        if isinstance(entry, Arrival):  # matched on this connection's turn; its first delivery goes in the same turn
+            deliveries = entry.deliveries()
+            if not deliveries:
+                return
+            queue.extendleft(reversed(deliveries[1:]))
+            self.pending += len(deliveries) - 1
+            await deliveries[0].run()
+            return
+        await entry.run()
