@@ -122,6 +122,9 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_PERIOD": 30,
     # Larger client frames get INVALID_PAYLOAD, then close 4413.
     "MESSAGE_MAX_BYTES": 1024 * 1024,
+    # Bytes a socket may have waiting for a client that does not read (beyond the message that filled its
+    # buffer); more closes it 4429 (likha_realtime.backpressure; enforced by likha_realtime.server, not plain daphne).
+    "SEND_BUFFER_MAX_BYTES": 4 * 1024 * 1024,
     # Lowest level the log handler publishes to the logs socket.
     "LOGS_LEVEL": "info",
     # pretty (level, time, msg) or raw (every JSON-safe record attribute).
@@ -164,6 +167,7 @@ KINDS: dict[str, Kind] = {
     "HEARTBEAT_ENABLED": Flag(),
     "HEARTBEAT_PERIOD": Seconds(minimum=1),
     "MESSAGE_MAX_BYTES": Count(minimum=1024),
+    "SEND_BUFFER_MAX_BYTES": Count(minimum=64 * 1024),
     "LOGS_LEVEL": Choice(LOG_LEVELS),
     "LOGS_STYLE": Choice(LOG_STYLES),
     "QUERY_LIMIT_DEFAULT": Count(minimum=1),
@@ -194,6 +198,7 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_HEARTBEAT_ENABLED": "HEARTBEAT_ENABLED",
     "WEBSOCKETS_HEARTBEAT_PERIOD": "HEARTBEAT_PERIOD",
     "WEBSOCKETS_MESSAGE_MAX_BYTES": "MESSAGE_MAX_BYTES",
+    "WEBSOCKETS_SEND_BUFFER_MAX_BYTES": "SEND_BUFFER_MAX_BYTES",
     "WEBSOCKETS_LOGS_LEVEL": "LOGS_LEVEL",
     "WEBSOCKETS_LOGS_STYLE": "LOGS_STYLE",
     "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",

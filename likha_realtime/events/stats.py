@@ -14,6 +14,7 @@ class EventStats:
     queue_dropped: int = 0  # events dropped because this process's delivery queue was full
     frames_sent: int = 0  # subscription frames written to sockets
     delivery_errors: int = 0  # an event's delivery failed (logged with its traceback)
+    slow_readers_closed: int = 0  # sockets closed 4429: bytes waiting for a client over SEND_BUFFER_MAX_BYTES
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
