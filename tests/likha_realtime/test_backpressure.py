@@ -3,6 +3,7 @@ through Twisted's test transport as the TCP transport drives it (``pauseProducin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,7 +13,10 @@ from twisted.internet.testing import StringTransport
 
 from likha_realtime.backpressure import Backlog, SendBuffer, text_size
 from likha_realtime.events.stats import stats
+from likha_realtime.graphql.schema import Listener
 from likha_realtime.server import ReasonWebSocketProtocol
+from likha_realtime.sockets.rest import RestConsumer
+from tests.likha_realtime.support import realtime
 
 LIMIT = 1000
 CLOSE_4429 = b"\x88\x13\x11\x4dToo Many Requests"  # FIN+close, 19-byte payload: code 4429, then the reason
@@ -223,3 +227,87 @@ def test_pongs_that_take_a_paused_buffer_over_the_limit_close_it_on_the_next_tur
     close(*args)
     assert protocol.slow_reader_closed and transport.value().endswith(CLOSE_4429)
     assert stats.slow_readers_closed == 1
+
+
+# -- the consumers' own queues -------------------------------------------------------------------------------------
+
+
+class FakeSubscription:
+    def frame_text(self, action: str, data_json: str) -> str:
+        return f'{{"type":"subscription","event":"{action}","data":{data_json}}}'
+
+
+class Closes:
+    """Stands for ``RealtimeSocket.close_with`` on a consumer built without a connection."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket, self.codes = socket, []
+
+    async def __call__(self, code: Any) -> None:
+        self.codes.append(int(code))
+        self.socket._closing = True
+
+
+async def test_frames_held_for_the_auth_lock_beyond_the_limit_close_the_rest_socket_4429(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with realtime(SEND_BUFFER_MAX_BYTES=64 * 1024):
+        consumer = RestConsumer()
+    consumer._auth_lock = asyncio.Lock()
+    closes = consumer.close_with = Closes(consumer)  # type: ignore[method-assign]
+    subscription = FakeSubscription()
+    consumer.subscriptions = {"s": subscription}  # type: ignore[dict-item]
+    data = "[" + "1" * 10_000 + "]"  # frames of ~10 KB
+    async with consumer._auth_lock:  # a login or a long message: frames wait
+        for _ in range(6):
+            await consumer.receive_event(subscription, "update", None, data)  # type: ignore[arg-type]
+        assert closes.codes == [] and consumer._held.size == 6 * len(subscription.frame_text("update", data))
+        with caplog.at_level(logging.INFO, logger="likha_realtime.backpressure"):
+            for _ in range(4):  # the 7th takes the held bytes over 64 KiB
+                await consumer.receive_event(subscription, "update", None, data)  # type: ignore[arg-type]
+    assert closes.codes == [4429]
+    assert not consumer._held_frames and consumer._held.size == 0, "what it held is dropped"
+    assert stats.slow_readers_closed == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"slow reader closed 4429 (rest socket, frames held for the auth lock): "
+        f"{7 * len(subscription.frame_text('update', data))} bytes waiting would exceed SEND_BUFFER_MAX_BYTES=65536"
+    ]
+    if consumer._release_task is not None:
+        consumer._release_task.cancel()
+
+
+async def test_a_graphql_socket_whose_subscriptions_queue_too_much_is_closed_4429_not_a_queue_error() -> None:
+    class Socket:
+        socket = "graphql"
+        _closing = False
+        held_events = Backlog(64 * 1024)
+
+    socket = Socket()
+    closes = Closes(socket)
+    socket.close_with = closes  # type: ignore[attr-defined]
+    first, second = Listener("products", socket, None), Listener("customers", socket, None)
+    data = "[" + "1" * 20_000 + "]"
+    for listener in (first, second, first):  # ~60 KB queued by the socket's subscriptions together
+        await listener.receive_event(None, "update", [1], data)  # type: ignore[arg-type]
+    assert closes.codes == [] and socket.held_events.size == 3 * len(data)
+    await second.receive_event(None, "update", [1], data)  # type: ignore[arg-type]
+    assert closes.codes == [4429] and stats.slow_readers_closed == 1
+    assert first.queue.qsize() == 2 and second.queue.qsize() == 1, "the event over the limit was not queued"
+    first.end()  # what an ended listener held is released
+    assert socket.held_events.size == len(data)
+
+
+async def test_a_full_listener_queue_closes_its_socket_too() -> None:
+    class Socket:
+        socket = "graphql"
+        _closing = False
+        held_events = Backlog(1 << 30)
+
+    socket = Socket()
+    closes = Closes(socket)
+    socket.close_with = closes  # type: ignore[attr-defined]
+    listener = Listener("products", socket, None)
+    listener.queue = asyncio.Queue(maxsize=2)
+    for _ in range(3):
+        await listener.receive_event(None, "delete", [1], "[1]")  # type: ignore[arg-type]
+    assert closes.codes == [4429] and listener.queue.qsize() == 2
