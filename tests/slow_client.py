@@ -19,7 +19,14 @@ TCP_ESTABLISHED = 1  # linux/tcp_states.h
 
 
 class NonReadingClient:
-    def __init__(self, host: str, port: int, path: str = "/", receive_buffer: int | None = RECEIVE_BUFFER) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str = "/",
+        receive_buffer: int | None = RECEIVE_BUFFER,
+        subprotocol: str | None = None,
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer is not None:  # before connect: the window advertised in the handshake follows it
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -29,7 +36,9 @@ class NonReadingClient:
         self.sock.sendall(
             (
                 f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                + (f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else "")
+                + "\r\n"
             ).encode()
         )
         response = b""

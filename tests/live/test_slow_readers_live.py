@@ -137,6 +137,30 @@ def test_a_client_that_stops_reading_its_items_reads_is_closed_while_a_subscribe
     assert admin not in server.log(), "the token in the URL is never logged"
 
 
+def test_a_graphql_client_that_stops_reading_its_query_results_is_closed(
+    server: DaphneProcess, admin: str, big_rows: list[int]
+) -> None:
+    """The reported case on the GraphQL socket: unread results of queries with aliases (each alias all the rows)."""
+    closed_before, lines_before = closed_count(server, admin), len(slow_lines(server))
+    aliases = " ".join(
+        f'a{i}: products(limit: -1, filter: {{sku: {{_starts_with: "{PREFIX}"}}}}) {{ id name sku }}' for i in range(5)
+    )
+    slow = NonReadingClient(
+        "127.0.0.1", server.port, f"/graphql?access_token={admin}", subprotocol="graphql-transport-ws"
+    )
+    try:
+        slow.send_text(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(slow.recv_text()) == {"type": "connection_ack"}
+        for i in range(12):  # 12 results of ~1 MB: beyond the kernel's buffers and the limit
+            slow.send_text(json.dumps({"id": f"q{i}", "type": "subscribe", "payload": {"query": f"{{ {aliases} }}"}}))
+        wait_until(slow.dropped, 60, "the server kept the non-reading GraphQL client's connection")
+    finally:
+        slow.close()
+    assert closed_count(server, admin) == closed_before + 1
+    (line,) = slow_lines(server)[lines_before:]
+    assert "(path /graphql): " in line
+
+
 class RssSampler:
     """The server's VmRSS every 20 ms on a thread, for the peak."""
 
