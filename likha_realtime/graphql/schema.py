@@ -255,6 +255,8 @@ class Listener:
     def stop(self) -> None:
         self.ended = True
         self.subscription = None
+        while not self.queue.empty():  # never to be sent: the socket's held bytes no longer count them
+            self.held.remove(self.queue.get_nowait()[3])
         get_dispatcher().discard(self.collection, self)
         self.socket.unlisten(self)
 

@@ -282,6 +282,8 @@ async def test_a_graphql_socket_whose_subscriptions_queue_too_much_is_closed_442
         _closing = False
         held_events = Backlog(64 * 1024)
 
+        def unlisten(self, listener: Any) -> None: ...
+
     socket = Socket()
     closes = Closes(socket)
     socket.close_with = closes  # type: ignore[attr-defined]
@@ -295,6 +297,8 @@ async def test_a_graphql_socket_whose_subscriptions_queue_too_much_is_closed_442
     assert first.queue.qsize() == 2 and second.queue.qsize() == 1, "the event over the limit was not queued"
     first.end()  # what an ended listener held is released
     assert socket.held_events.size == len(data)
+    second.stop()  # and what a stopped one held (its operation completed, or the socket is gone)
+    assert socket.held_events.size == 0
 
 
 async def test_a_full_listener_queue_closes_its_socket_too() -> None:
