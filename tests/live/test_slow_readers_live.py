@@ -96,8 +96,10 @@ def read_all(uid: int) -> dict[str, Any]:
 
 def subscribed(server: DaphneProcess, credentials: tuple[str, str], **subscribe: Any) -> JsonSocket:
     ws = JsonSocket(server.ws_url(), max_size=None)
-    assert ws.request({"type": "auth", "email": credentials[0], "password": credentials[1]})["status"] == "ok"
-    init = ws.request({"type": "subscribe", **subscribe})
+    # Generous bounds: a password login hashes (about 1 s on a busy 2-core machine), a subscribe reads the database.
+    login = {"type": "auth", "email": credentials[0], "password": credentials[1]}
+    assert ws.request(login, timeout=30)["status"] == "ok"
+    init = ws.request({"type": "subscribe", **subscribe}, timeout=30)
     assert init["type"] == "subscription" and init["event"] == "init", init
     return ws
 
