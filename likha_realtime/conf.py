@@ -140,6 +140,9 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 30,
     "GRAPHQL_MAX_TOKENS": 5000,
+    # Bytes a socket may have waiting for a client that does not read (beyond the message that filled its
+    # buffer); more closes it 4429 (likha_realtime.backpressure; enforced by likha_realtime.server, not plain daphne).
+    "SEND_BUFFER_MAX_BYTES": 4 * 1024 * 1024,
     # Lowest level the log handler publishes to the logs socket.
     "LOGS_LEVEL": "info",
     # pretty (level, time, msg) or raw (every JSON-safe record attribute).
@@ -194,6 +197,7 @@ KINDS: dict[str, Kind] = {
     "GRAPHQL_MAX_DEPTH": Count(minimum=1),
     "GRAPHQL_MAX_ALIASES": Count(minimum=0),
     "GRAPHQL_MAX_TOKENS": Count(minimum=1),
+    "SEND_BUFFER_MAX_BYTES": Count(minimum=64 * 1024),
     "LOGS_LEVEL": Choice(LOG_LEVELS),
     "LOGS_STYLE": Choice(LOG_STYLES),
     "QUERY_LIMIT_DEFAULT": Count(minimum=1),
@@ -234,6 +238,7 @@ ENVIRONMENT: dict[str, str] = {
     "GRAPHQL_MAX_DEPTH": "GRAPHQL_MAX_DEPTH",
     "GRAPHQL_MAX_ALIASES": "GRAPHQL_MAX_ALIASES",
     "GRAPHQL_MAX_TOKENS": "GRAPHQL_MAX_TOKENS",
+    "WEBSOCKETS_SEND_BUFFER_MAX_BYTES": "SEND_BUFFER_MAX_BYTES",
     "WEBSOCKETS_LOGS_LEVEL": "LOGS_LEVEL",
     "WEBSOCKETS_LOGS_STYLE": "LOGS_STYLE",
     "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
@@ -12,8 +14,11 @@ import daphne.server
 import daphne.ws_protocol
 from django.core.exceptions import ImproperlyConfigured
 
+from likha_realtime.backpressure import CLOSE_CODE, SendBuffer, record_slow_reader, send_buffer_limit, text_size
 from likha_realtime.logs.redact import redact
 from likha_realtime.oversize import OversizeGuard
+
+logger = logging.getLogger(__name__)
 
 # RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of which hold the close code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -31,10 +36,85 @@ def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> s
 
 class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtocol):
     """Daphne's WebSocket protocol, sending the ASGI ``reason`` of ``websocket.close`` in the close frame; messages
-    over ``MESSAGE_MAX_BYTES`` are refused by the application with its close 4413, never by a reset (``oversize``)."""
+    over ``MESSAGE_MAX_BYTES`` are refused by the application with its close 4413, never by a reset (``oversize``);
+    and with a
+    bounded outgoing buffer (``likha_realtime.backpressure``): the protocol is its transport's streaming producer,
+    so Twisted tells it when the client stops taking bytes; an application message that would leave more than
+    ``SEND_BUFFER_MAX_BYTES`` waiting is not sent and the socket is closed 4429 "Too Many Requests"."""
+
+    send_buffer: SendBuffer | None = None  # None: no bound (no limit given, or a transport without producers)
+    slow_reader_closed = False
+    _slow_close_scheduled = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        limit = getattr(self.factory.server_class, "send_buffer_max_bytes", None)
+        if limit is None:
+            return
+        # The HTTP channel that read the upgrade request is still registered as the transport's producer; it is
+        # done with this connection (daphne handed the transport over), so this protocol takes its place.
+        with contextlib.suppress(RuntimeError):  # a transport that insists on one being registered
+            self.transport.unregisterProducer()
+        try:
+            self.transport.registerProducer(self, True)
+        except (AttributeError, RuntimeError) as exc:
+            logger.warning("no outgoing buffer bound on this socket: its transport refused a producer (%s)", exc)
+            return
+        self.send_buffer = SendBuffer(int(limit))
+
+    # -- Twisted's IPushProducer: the transport reports its write buffer full / empty ------------------------------
+
+    def pauseProducing(self) -> None:
+        if self.send_buffer is not None:
+            self.send_buffer.pause()
+
+    def resumeProducing(self) -> None:
+        if self.send_buffer is not None:
+            self.send_buffer.resume()
+
+    def stopProducing(self) -> None:
+        """The connection is lost: ``onClose`` tells the application."""
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Every byte autobahn writes (messages, control frames) is counted while the transport is full."""
+        buffer = self.send_buffer
+        was_paused = buffer is not None and buffer.paused
+        super().sendData(data, sync, chopsize)
+        if buffer is not None:
+            buffer.written(len(data), while_paused=was_paused)
+            if buffer.over and not self.slow_reader_closed and not self._slow_close_scheduled:
+                self._slow_close_scheduled = True
+                # Only control frames the client asked for (pongs) get here: messages are checked before they
+                # are written. Closed on the next reactor turn, not in the middle of autobahn writing a frame.
+                self.factory.reactor.callLater(0, self.close_slow_reader, 0)
+
+    def close_slow_reader(self, size: int) -> None:
+        """Send nothing more, close 4429 (counted, logged). The close frame waits behind what the client has not
+        read; autobahn drops the connection (abort: the buffered bytes are released) when the close handshake
+        times out (``closeHandshakeTimeout``, 1 s), and the application then gets ``websocket.disconnect``."""
+        if self.slow_reader_closed:
+            return
+        self.slow_reader_closed = True
+        buffer = self.send_buffer
+        peer = "%s:%s" % tuple(self.client_addr) if getattr(self, "client_addr", None) else None  # noqa: UP031
+        path = getattr(self, "path", b"").decode("ascii", errors="replace")
+        waiting, limit = (buffer.pending + size, buffer.limit) if buffer is not None else (size, 0)
+        record_slow_reader(f"path {path}", waiting, limit, peer)
+        if self.state == self.STATE_OPEN:
+            self.sendClose(code=int(CLOSE_CODE), reason=CLOSE_CODE.reason)
+        if self.closeHandshakeTimeout <= 0 and self.state != self.STATE_CLOSED:
+            self.dropConnection(abort=True)  # no close handshake timeout would ever drop it
 
     def handle_reply(self, message: Mapping[str, Any]) -> None:
-        if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+        if self.slow_reader_closed:
+            return  # nothing more from the application: it gets websocket.disconnect once the connection drops
+        kind = message.get("type")
+        if kind == "websocket.send" and self.send_buffer is not None and self.state == self.STATE_OPEN:
+            size = _payload_size(message)
+            if not self.send_buffer.admits(size):
+                self.close_slow_reader(size)
+                return
+        if kind == "websocket.close" and self.state != self.STATE_CONNECTING:
             self.serverClose(code=message.get("code"), reason=message.get("reason"))
             return
         # Everything else, including a close before accept (an HTTP 403 rejection), is daphne's.
@@ -52,6 +132,14 @@ class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtoco
             code=1000 if code is None else code,
             reason=truncate_close_reason(reason) if reason else None,
         )
+
+
+def _payload_size(message: Mapping[str, Any]) -> int:
+    data = message.get("bytes")
+    if data:
+        return len(data)
+    text = message.get("text")
+    return text_size(text) if isinstance(text, str) else 0
 
 
 class RedactingActionLogger:
@@ -82,6 +170,8 @@ class Server(daphne.server.Server):
                 kwargs[name] = 0
         if kwargs.get("action_logger") is not None:
             kwargs["action_logger"] = RedactingActionLogger(kwargs["action_logger"])
+        # Read by each ReasonWebSocketProtocol (its outgoing buffer bound); None: unbounded, as in plain daphne.
+        self.send_buffer_max_bytes: int | None = send_buffer_limit()
         super().__init__(*args, **kwargs)
 
     @property

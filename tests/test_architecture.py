@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("likha_realtime.query",),
     ("likha_realtime.access",),
-    ("likha_realtime.events", "likha_realtime.logs"),
+    ("likha_realtime.events", "likha_realtime.logs", "likha_realtime.backpressure"),
     ("likha_realtime.graphql", "likha_realtime.sockets", "likha_realtime.http"),
     (
         "likha_realtime.routing",

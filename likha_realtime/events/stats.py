@@ -15,6 +15,7 @@ class EventStats:
     deliveries_dropped: int = 0  # pending deliveries dropped over FANOUT_BACKLOG (their subscriptions resync)
     frames_sent: int = 0  # subscription frames written to sockets
     delivery_errors: int = 0  # an event's delivery failed (logged with its traceback)
+    slow_readers_closed: int = 0  # sockets closed 4429: bytes waiting for a client over SEND_BUFFER_MAX_BYTES
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

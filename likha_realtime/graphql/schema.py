@@ -29,6 +29,7 @@ from likha_realtime.access.collections import Collection, registry
 from likha_realtime.access.items import Items
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import Subscription, plan_for, removed, replan, with_plan
+from likha_realtime.backpressure import Backlog, close_slow_reader, text_size
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.graphql.errors import RealtimeSchema
 from likha_realtime.graphql.introspection import IntrospectionRights
@@ -182,7 +183,8 @@ class _Resolvers:
     async def events(self, listener: "Listener") -> AsyncGenerator[Any, None]:
         try:
             while True:
-                subscription, action, payload = await listener.queue.get()
+                subscription, action, payload, size = await listener.queue.get()
+                listener.held.remove(size)
                 for item in payload:
                     if subscription is not listener.subscription:
                         break  # read under rights the socket no longer has (or the subscription ended)
@@ -204,7 +206,7 @@ def _socket_of(info: Info) -> Any:
     return socket
 
 
-_ENDED = (None, "", ())  # the queue entry that wakes an ended listener's generator
+_ENDED = (None, "", (), 0)  # the queue entry that wakes an ended listener's generator
 
 
 class Listener:
@@ -220,7 +222,10 @@ class Listener:
         self.socket = socket
         self.connection = socket  # its deliveries take the socket's turns (events.scheduler)
         self.event = event
-        self.queue: asyncio.Queue[tuple[Subscription | None, str, Any]] = asyncio.Queue(maxsize=10_000)
+        self.queue: asyncio.Queue[tuple[Subscription | None, str, Any, int]] = asyncio.Queue(maxsize=10_000)
+        # Bytes of the events queued by all of the socket's subscriptions (their JSON): SEND_BUFFER_MAX_BYTES bounds
+        # them, like the socket's outgoing buffer (likha_realtime.backpressure); the queue's size is a backstop.
+        self.held: Backlog = getattr(socket, "held_events", None) or Backlog()
         self.subscription: Subscription | None = None
         self.task: asyncio.Task[Any] | None = None  # the operation's task, which runs this generator
         self.ended = False
@@ -252,6 +257,8 @@ class Listener:
     def stop(self) -> None:
         self.ended = True
         self.subscription = None
+        while not self.queue.empty():  # never to be sent: the socket's held bytes no longer count them
+            self.held.remove(self.queue.get_nowait()[3])
         get_dispatcher().discard(self.collection, self)
         self.socket.unlisten(self)
 
@@ -268,14 +275,22 @@ class Listener:
         self.ended = True
         self.subscription = None
         while not self.queue.empty():  # what is queued was read under the old rights
-            self.queue.get_nowait()
+            self.held.remove(self.queue.get_nowait()[3])
         self.queue.put_nowait(_ENDED)  # a sentinel: no subscription, no items
 
     def subscriptions_for(self, collection: str) -> list[Subscription]:
         return [self.subscription] if self.subscription is not None and collection == self.collection else []
 
     async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
-        self.queue.put_nowait((subscription, action, payload))
+        """Queue the event for the generator; a socket whose subscriptions hold too much is closed 4429 instead."""
+        if self.ended:
+            return
+        size = text_size(data_json)
+        if self.queue.full() or not self.held.add(size):
+            waiting = self.held.size + size
+            await close_slow_reader(self.socket, "subscription events not yet sent", waiting, self.held.limit)
+            return
+        self.queue.put_nowait((subscription, action, payload, size))
 
 
 class SubscriptionValues(SchemaExtension):

@@ -19,6 +19,7 @@ from strawberry.types.unset import UNSET
 from likha_realtime import origins
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
+from likha_realtime.backpressure import Backlog
 from likha_realtime.conf import realtime_settings
 from likha_realtime.graphql.limits import too_many_tokens
 from likha_realtime.sockets.base import RealtimeSocket
@@ -154,6 +155,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         self.principal: Principal | None = None
         self._url_identity: Identity | None = None
         self.listeners: set[Any] = set()  # running subscriptions (graphql.schema.Listener)
+        self.held_events = Backlog()  # bytes its listeners have queued (likha_realtime.backpressure)
         self.protocol_handler: Any = None  # strawberry's handler of the negotiated subprotocol
         self._refusal: RealtimeError | None = None  # why the last login was refused (authorize)
         self._close_sent = False

@@ -14,6 +14,7 @@ from likha_realtime.access import subscriptions as subs
 from likha_realtime.access.items import items_reply
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import Subscription
+from likha_realtime.backpressure import Backlog, close_slow_reader, text_size
 from likha_realtime.conf import realtime_settings
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.sockets.base import JsonSocketConsumer
@@ -41,6 +42,7 @@ class RestConsumer(JsonSocketConsumer):
         self.subscriptions: dict[str, Subscription] = {}
         self.principal: Principal | None = None
         self._held_frames: deque[tuple[Subscription, str]] = deque()
+        self._held = Backlog()  # bytes of _held_frames: bounded by SEND_BUFFER_MAX_BYTES (close 4429 beyond)
         self._release_task: asyncio.Task[None] | None = None
 
     async def on_open(self) -> None:
@@ -55,6 +57,7 @@ class RestConsumer(JsonSocketConsumer):
             dispatcher.discard(collection, self)
         self.subscriptions.clear()
         self._held_frames.clear()
+        self._held.clear()
         if self._release_task is not None:
             self._release_task.cancel()
 
@@ -74,6 +77,15 @@ class RestConsumer(JsonSocketConsumer):
 
     async def _receive_frame(self, subscription: Subscription, frame: str) -> None:
         if self._held_frames or self._auth_lock.locked():
+            size = text_size(frame)
+            if self._closing:
+                return
+            if not self._held.add(size):  # over SEND_BUFFER_MAX_BYTES: closed 4429, what it held is dropped
+                waiting = self._held.size + size
+                self._held_frames.clear()
+                self._held.clear()
+                await close_slow_reader(self, "frames held for the auth lock", waiting, self._held.limit)
+                return
             self._held_frames.append((subscription, frame))
             if self._release_task is None:
                 self._release_task = asyncio.get_running_loop().create_task(self._release_held_frames())
@@ -84,7 +96,9 @@ class RestConsumer(JsonSocketConsumer):
         try:
             async with self._auth_lock:
                 while self._held_frames:
-                    await self._send_if_current(*self._held_frames.popleft())
+                    subscription, frame = self._held_frames.popleft()
+                    self._held.remove(text_size(frame))
+                    await self._send_if_current(subscription, frame)
         finally:
             self._release_task = None
             if self._held_frames and not self._closing:  # arrived after the lock was released: go again

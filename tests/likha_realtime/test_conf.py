@@ -43,6 +43,7 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     UrlPath(): ("/ws/x", "/ws/x"),
     Seconds(minimum=1): ("2m", 120),
     Count(minimum=1024): ("2048", 2048),
+    Count(minimum=64 * 1024): ("131072", 131072),
     Choice(LOG_LEVELS): ("WARN", "warn"),
     Choice(LOG_STYLES): ("raw", "raw"),
     Choice(INTROSPECTION_MODES): ("ALL", "all"),
@@ -68,7 +69,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 36
+    assert len(DEFAULTS) == 37
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 

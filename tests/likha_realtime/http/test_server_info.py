@@ -55,6 +55,7 @@ def test_admins_also_get_this_processes_event_counters() -> None:
             "deliveries_dropped": 0,
             "frames_sent": 0,
             "delivery_errors": 0,
+            "slow_readers_closed": 0,
         },
     }
     stats.reset()
