@@ -46,12 +46,25 @@ class RealtimeSocket(RealtimeAuthMixin):
         return encode_json(content)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """The ASGI application of one connection: its place under the connection limit is given back however
-        the connection ends, an unexpected error included (``disconnect()`` is not called then)."""
+        """The ASGI application of one connection: its place under the connection limit, and everything the process
+        holds for it (``release()``), are given back however the connection ends — an unexpected error, a
+        ``disconnect()`` that failed (the channel layer's connection pool exhausted by a mass close), or daphne
+        cancelling an application that took over ``application_close_timeout`` to shut down. A consumer left
+        registered anywhere would be kept, with its transport, for the life of the process (docs/RELIABILITY.md,
+        "Connection churn")."""
         try:
             await super().__call__(scope, receive, send)  # type: ignore[misc]  # the channels consumer's
         finally:
             self._uncount()
+            self._closing = True
+            try:
+                self.release()
+            finally:
+                self.auth_release()
+
+    def release(self) -> None:
+        """Hook: drop every in-process reference to this connection (registrations, tasks). Synchronous and
+        idempotent: runs when its application ends, however it ends (``disconnect()`` may not have run)."""
 
     def _uncount(self) -> None:
         if self._counted:
@@ -142,6 +155,12 @@ class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
             self._heartbeat_task.cancel()
         await self.close_socket()
         await self.on_close()
+
+    def release(self) -> None:
+        super().release()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            self._heartbeat_task = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self._closing:
