@@ -61,6 +61,18 @@ class RealtimeSocket(RealtimeAuthMixin):
                 self.release()
             finally:
                 self.auth_release()
+                self._forget_channel()
+
+    def _forget_channel(self) -> None:
+        """channels-redis keeps a receive buffer per channel and deletes it when a receive is cancelled, except the
+        receive that was reading Redis for the whole process when the consumer ended (its ``except Exception`` does
+        not catch ``CancelledError``): an empty queue left per such connection, for the life of the process
+        (the receive_buffer leak of django/channels#1703, django/daphne#373). Nothing reads this channel any more
+        (the consumer's receives were cancelled and awaited): its buffer goes."""
+        buffers = getattr(getattr(self, "channel_layer", None), "receive_buffer", None)
+        name = getattr(self, "channel_name", None)
+        if isinstance(buffers, dict) and name is not None:
+            buffers.pop(name, None)
 
     def release(self) -> None:
         """Hook: drop every in-process reference to this connection (registrations, tasks). Synchronous and

@@ -50,7 +50,7 @@ async def _recv(ws: Any) -> dict[str, Any]:
         await ws.send(json.dumps({"type": "pong"}))
 
 
-async def _expect(ws: Any, expected: dict[str, Any]) -> None:
+async def expect(ws: Any, expected: dict[str, Any]) -> None:
     frame = await _recv(ws)
     assert frame == expected, frame
 
@@ -59,9 +59,9 @@ async def rest_connection(url: str, token: str) -> None:
     """The REST socket: ``auth`` by access token, ``subscribe``, ``init``, close."""
     async with websockets.connect(url, proxy=None, open_timeout=OPEN_TIMEOUT, ping_interval=None) as ws:
         await ws.send(json.dumps({"type": "auth", "access_token": token, "uid": "a"}))
-        await _expect(ws, {"type": "auth", "status": "ok", "uid": "a"})
+        await expect(ws, {"type": "auth", "status": "ok", "uid": "a"})
         await ws.send(json.dumps(SUBSCRIBE))
-        await _expect(ws, {"type": "subscription", "event": "init", "uid": "s"})
+        await expect(ws, {"type": "subscription", "event": "init", "uid": "s"})
 
 
 async def graphql_connection(url: str, token: str) -> None:
@@ -73,19 +73,19 @@ async def graphql_connection(url: str, token: str) -> None:
         url, proxy=None, open_timeout=OPEN_TIMEOUT, ping_interval=None, subprotocols=["graphql-transport-ws"]
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"access_token": token}}))
-        await _expect(ws, {"type": "connection_ack"})
+        await expect(ws, {"type": "connection_ack"})
         await ws.send(json.dumps(GRAPHQL_SUBSCRIBE))
         await ws.send(json.dumps({"type": "ping"}))
-        await _expect(ws, {"type": "pong"})
+        await expect(ws, {"type": "pong"})
 
 
 async def logs_connection(url: str, token: str) -> None:
     """The logs socket (an admin): ``auth``, ``subscribe`` at warn, close."""
     async with websockets.connect(url, proxy=None, open_timeout=OPEN_TIMEOUT, ping_interval=None) as ws:
         await ws.send(json.dumps({"type": "auth", "access_token": token, "uid": "a"}))
-        await _expect(ws, {"type": "auth", "status": "ok", "uid": "a"})
+        await expect(ws, {"type": "auth", "status": "ok", "uid": "a"})
         await ws.send(json.dumps({"type": "subscribe", "log_level": "warn", "uid": "l"}))
-        await _expect(ws, {"type": "logs", "event": "subscribe", "log_level": "warn", "uid": "l"})
+        await expect(ws, {"type": "logs", "event": "subscribe", "log_level": "warn", "uid": "l"})
 
 
 Connection = Callable[[str, str], Awaitable[None]]
