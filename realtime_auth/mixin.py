@@ -24,6 +24,7 @@ from realtime_auth.credentials import (
     verify_url_token,
 )
 from realtime_auth.errors import AuthError, LoginThrottled, TokenExpired
+from realtime_auth.group_cleanup import group_cleanup
 from realtime_auth.revocation import PUBLIC_GROUP, groups_for
 from realtime_auth.session import AuthSession, Identity, Verdict
 from realtime_auth.throttle import scope_address
@@ -148,15 +149,38 @@ class RealtimeAuthMixin:
             return await self._login(_with_credentials(payload, self._client_address()), None, refusal_closes=False)
 
     async def auth_disconnect(self) -> None:
+        """The socket is closing: its timers and tasks stop at once, then it leaves its groups. A channel-layer
+        failure (Redis down, its connection pool exhausted by a mass close) is logged, never raised, and the groups
+        still joined are left by ``auth_release()`` in the background."""
+        self._stop_auth_timers()
+        try:
+            await self._join_auth_groups(set())
+        except Exception as error:
+            logger.info("%s socket: could not leave its groups on close (%s); left behind it", self.socket, error)
+        self.auth_release()
+
+    def auth_release(self) -> None:
+        """Synchronous and idempotent: nothing of this mixin keeps the socket alive once its application has ended,
+        however it ended (``disconnect()`` done or failed, an error, or the server cancelled it): timers and tasks
+        stop, and the groups it could not leave yet are left behind it (``group_cleanup``, which keeps only the
+        channel name)."""
+        self._stop_auth_timers()
+        groups, self._auth_groups = self._auth_groups, frozenset()
+        layer, name = getattr(self, "channel_layer", None), getattr(self, "channel_name", None)
+        if groups and layer is not None and name is not None:
+            group_cleanup().leave(layer, name, groups)
+
+    def _stop_auth_timers(self) -> None:
         self._closing = True
-        await self._join_auth_groups(set())
         if self._auth_timer is not None:
             self._auth_timer.cancel()
+            self._auth_timer = None
         if self._groups_timer is not None:
             self._groups_timer.cancel()
             self._groups_timer = None
         if self._auth_task is not None and self._auth_task is not asyncio.current_task():
             self._auth_task.cancel()
+            self._auth_task = None
 
     async def authorize(self, identity: Identity) -> RealtimeError | None:
         """Hook: an error (with its close code) to refuse ``identity`` on this socket although its credentials
@@ -311,11 +335,14 @@ class RealtimeAuthMixin:
         layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]  # from the consumer
         if layer is None:
             return
+        # One group at a time, so that ``_auth_groups`` always holds every group the socket may be in, even when
+        # the channel layer fails half-way: a group is counted before joining it and forgotten once left.
         for group in self._auth_groups - wanted:
             await layer.group_discard(group, name)
+            self._auth_groups = self._auth_groups - {group}
         for group in wanted - self._auth_groups:
+            self._auth_groups = self._auth_groups | {group}
             await layer.group_add(group, name)
-        self._auth_groups = frozenset(wanted)
         if self._auth_groups and self._groups_timer is None and not self._closing:
             self._groups_timer = asyncio.get_running_loop().call_later(self.group_refresh, self._on_groups_timer)
 

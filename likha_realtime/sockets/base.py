@@ -51,12 +51,37 @@ class RealtimeSocket(RealtimeAuthMixin):
         return encode_json(content)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """The ASGI application of one connection: its place under the connection limit is given back however
-        the connection ends, an unexpected error included (``disconnect()`` is not called then)."""
+        """The ASGI application of one connection: its place under the connection limit, and everything the process
+        holds for it (``release()``), are given back however the connection ends — an unexpected error, a
+        ``disconnect()`` that failed (the channel layer's connection pool exhausted by a mass close), or daphne
+        cancelling an application that took over ``application_close_timeout`` to shut down. A consumer left
+        registered anywhere would be kept, with its transport, for the life of the process (docs/RELIABILITY.md,
+        "Connection churn")."""
         try:
             await super().__call__(scope, receive, send)  # type: ignore[misc]  # the channels consumer's
         finally:
             self._uncount()
+            self._closing = True
+            try:
+                self.release()
+            finally:
+                self.auth_release()
+                self._forget_channel()
+
+    def _forget_channel(self) -> None:
+        """channels-redis keeps a receive buffer per channel and deletes it when a receive is cancelled, except the
+        receive that was reading Redis for the whole process when the consumer ended (its ``except Exception`` does
+        not catch ``CancelledError``): an empty queue left per such connection, for the life of the process
+        (the receive_buffer leak of django/channels#1703, django/daphne#373). Nothing reads this channel any more
+        (the consumer's receives were cancelled and awaited): its buffer goes."""
+        buffers = getattr(getattr(self, "channel_layer", None), "receive_buffer", None)
+        name = getattr(self, "channel_name", None)
+        if isinstance(buffers, dict) and name is not None:
+            buffers.pop(name, None)
+
+    def release(self) -> None:
+        """Hook: drop every in-process reference to this connection (registrations, tasks). Synchronous and
+        idempotent: runs when its application ends, however it ends (``disconnect()`` may not have run)."""
 
     def _uncount(self) -> None:
         if self._counted:
@@ -195,6 +220,12 @@ class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
             self._heartbeat_task.cancel()
         await self.close_socket()
         await self.on_close()
+
+    def release(self) -> None:
+        super().release()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            self._heartbeat_task = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self._closing:

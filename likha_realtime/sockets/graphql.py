@@ -196,6 +196,15 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         await self.close_socket()
         if self.run_task is not None:
             await super().disconnect(code)
+        self.release()
+
+    def release(self) -> None:
+        super().release()
+        if self.run_task is not None and not self.run_task.done():
+            # The connection ended without disconnect() (an error, or cancelled by the server): strawberry's protocol
+            # task would wait for messages forever, holding this consumer and its operations; it is told the
+            # socket is gone, as disconnect() tells it, and ends its operations itself.
+            self.message_queue.put_nowait({"message": None, "disconnected": True})
         for listener in list(self.listeners):  # one whose stream was never iterated has no generator to stop it
             listener.stop()
 

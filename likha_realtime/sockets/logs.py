@@ -58,6 +58,10 @@ class LogsConsumer(JsonSocketConsumer):
     admin: bool = False
 
     async def on_close(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        super().release()
         self._stop_streaming()
 
     # -- messages ----------------------------------------------------------------------------------------------

@@ -44,22 +44,30 @@ class RestConsumer(JsonSocketConsumer):
         self._held_frames: deque[tuple[Subscription, str]] = deque()
         self._held = Backlog()  # bytes of _held_frames: bounded by SEND_BUFFER_MAX_BYTES (close 4429 beyond)
         self._release_task: asyncio.Task[None] | None = None
+        self._listening = False  # registered with this loop's dispatcher (until release())
 
     async def on_open(self) -> None:
         if self.principal is None:
             self.principal = await database_sync_to_async(Principal)(self.user)
 
     async def on_close(self) -> None:
-        dispatcher = get_dispatcher()
-        # Every collection it ever listened to, not only those of its last subscriptions: an unsubscribed or
-        # replaced subscription leaves the consumer registered, and a closed consumer must not be kept alive.
-        for collection in list(dispatcher.listeners):
-            dispatcher.discard(collection, self)
+        self.release()
+
+    def release(self) -> None:
+        super().release()
+        if self._listening:
+            dispatcher = get_dispatcher()
+            # Every collection it ever listened to, not only those of its last subscriptions: an unsubscribed or
+            # replaced subscription leaves the consumer registered, and a closed consumer must not be kept alive.
+            for collection in list(dispatcher.listeners):
+                dispatcher.discard(collection, self)
+            self._listening = False
         self.subscriptions.clear()
         self._held_frames.clear()
         self._held.clear()
         if self._release_task is not None:
             self._release_task.cancel()
+            self._release_task = None
 
     def subscriptions_for(self, collection: str) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.collection == collection]
@@ -118,6 +126,7 @@ class RestConsumer(JsonSocketConsumer):
         subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
         key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
         self.subscriptions[key] = subscription  # replaces the same uid only now that the new one is valid
+        self._listening = True  # before add(): a connection that ends during it is still taken out (release())
         await get_dispatcher().add(subscription.collection, self)
         await self.send_frame(init)
         logger.info("rest socket subscribed to %s", subscription.collection)
