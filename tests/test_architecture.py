@@ -25,7 +25,13 @@ KERNEL = "realtime_auth.wire"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (KERNEL,),
     ("realtime_auth",),
-    ("likha_realtime.wire", "likha_realtime.conf", "likha_realtime.node", "likha_realtime.origins"),
+    (
+        "likha_realtime.wire",
+        "likha_realtime.conf",
+        "likha_realtime.node",
+        "likha_realtime.origins",
+        "likha_realtime.faults",
+    ),
     ("likha_realtime.query",),
     ("likha_realtime.access",),
     ("likha_realtime.events", "likha_realtime.logs"),

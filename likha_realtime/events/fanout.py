@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from likha_realtime.access.collections import registry
@@ -27,18 +28,30 @@ Listener = Subscriber
 
 
 class SequenceTracker:
-    """Counts events lost between a publisher and this process, from the publisher's sequence numbers."""
+    """Counts events lost between a publisher and this process, from the publisher's sequence numbers.
+
+    A publisher numbers its events per collection, so ``source`` is the publisher and the collection: a process
+    that hears only some collections sees no gap where the others' events were.
+    """
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
 
-    def seen(self, publisher: str, seq: int) -> int:
-        """Record ``seq``; returns how many earlier events of that publisher never arrived."""
-        last = self._last.get(publisher)
-        self._last[publisher] = max(seq, last or 0)
+    def seen(self, source: str, seq: int) -> int:
+        """Record ``seq``; returns how many earlier events of that source never arrived."""
+        last = self._last.get(source)
+        self._last[source] = max(seq, last or 0)
         if last is None or seq <= last + 1:
             return 0
         return seq - last - 1
+
+    def forget(self) -> None:
+        """After a resync of every subscriber, what was lost before it no longer counts: start afresh."""
+        self._last.clear()
+
+
+def _count_receive_failure() -> None:
+    stats.receive_failures += 1
 
 
 class Dispatcher:
@@ -50,7 +63,13 @@ class Dispatcher:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.sequences = SequenceTracker()
         self._worker: asyncio.Task[None] | None = None
+        self._resync_pending: set[str] = set()  # collections whose subscribers are told to resync, soon
+        self._resync_task: asyncio.Task[None] | None = None
+        self._overflowed: set[str] = set()  # collections with events dropped since the queue last had room
+        self._overflow_drops = 0
         channel.on(EVENT_MESSAGE, self._on_event)
+        channel.on_recovered(self._after_outage)
+        channel.on_failed(_count_receive_failure)
 
     async def add(self, collection: str, listener: Listener) -> None:
         if self._worker is None:
@@ -63,20 +82,61 @@ class Dispatcher:
 
     def _on_event(self, message: dict[str, Any]) -> None:
         stats.received += 1
-        lost = self.sequences.seen(message.get("publisher", ""), int(message.get("seq", 0)))
+        collection = str(message.get("collection", ""))
+        publisher = message.get("publisher", "")
+        lost = self.sequences.seen(f"{publisher}/{collection}", int(message.get("seq", 0)))
         if lost:
             stats.lost += lost
-            logger.warning("%d event(s) from publisher %s were lost in transit", lost, message.get("publisher"))
+            logger.warning("%d %s event(s) from publisher %s were lost in transit", lost, collection, publisher)
+        if lost or message.get("lost"):  # a gap here, or the publisher dropped events while Redis was unreachable
+            self.resync([collection])
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
             stats.queue_dropped += 1
-            logger.error(
-                "delivery queue full (%d): dropped a %s event on %s",
-                QUEUE_SIZE,
-                message.get("action"),
-                message.get("collection"),
+            self._overflow_drops += 1
+            if not self._overflowed:  # one line per overflow, not one per dropped event
+                logger.error(
+                    "delivery queue full (%d): dropping events (first: a %s event on %s)",
+                    QUEUE_SIZE,
+                    message.get("action"),
+                    collection,
+                )
+            self._overflowed.add(collection)
+            return
+        if self._overflowed:  # room again: the subscribers of what was dropped re-read
+            logger.warning(
+                "delivery queue has room again: %d event(s) were dropped on %s",
+                self._overflow_drops,
+                ", ".join(sorted(self._overflowed)),
             )
+            self.resync(self._overflowed)
+            self._overflowed, self._overflow_drops = set(), 0
+
+    def _after_outage(self) -> None:
+        """The process channel is back after a channel-layer failure: every subscriber may have missed events."""
+        self.sequences.forget()
+        self.resync([collection for collection, listeners in self.listeners.items() if listeners])
+
+    def resync(self, collections: Iterable[str]) -> None:
+        """Tell the subscribers of ``collections`` (soon, once per subscriber and collection however often this is
+        called meanwhile) that they may have missed events: PROTOCOL §5 ``resync``."""
+        self._resync_pending.update(collections)
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.get_running_loop().create_task(self._send_resyncs())
+
+    async def _send_resyncs(self) -> None:
+        while self._resync_pending:
+            collections, self._resync_pending = self._resync_pending, set()
+            for collection in sorted(collections):
+                for listener in list(self.listeners.get(collection, ())):
+                    resync = getattr(listener, "resync", None)
+                    if resync is None:
+                        continue
+                    try:
+                        stats.resyncs += await resync(collection)
+                    except Exception:
+                        logger.exception("resync of a subscriber of %s failed", collection)
 
     async def _work(self) -> None:
         while True:
@@ -100,6 +160,8 @@ class Dispatcher:
     def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+        if self._resync_task is not None:
+            self._resync_task.cancel()
 
 
 _dispatchers: PerLoop[Dispatcher] = PerLoop(lambda: Dispatcher(process_channel()))

@@ -42,6 +42,16 @@ class EventEnum(Enum):
     delete = "delete"
 
 
+@strawberry.enum(name="MutatedEventEnum")
+class MutatedEventEnum(Enum):
+    """``<c>_mutated.event``: an event, or ``resync`` (key and data null): events may have been missed, re-read."""
+
+    create = "create"
+    update = "update"
+    delete = "delete"
+    resync = "resync"
+
+
 def graphql_error(error: RealtimeError) -> GraphQLError:
     return GraphQLError(error.message, extensions={"code": str(error.code)})
 
@@ -109,7 +119,7 @@ class _Resolvers:
         self.mutated = strawberry.type(
             make_dataclass(
                 f"{collection.name}_mutated",
-                [("key", strawberry.ID), ("event", EventEnum), ("data", self.output | None)],
+                [("key", strawberry.ID | None), ("event", MutatedEventEnum), ("data", self.output | None)],
             ),
             name=f"{collection.name}_mutated",
         )
@@ -182,14 +192,18 @@ class _Resolvers:
         try:
             while True:
                 subscription, action, payload = await listener.queue.get()
+                if action == "resync":  # PROTOCOL §8: the client re-reads
+                    if subscription is listener.subscription and subscription is not None:
+                        yield self.mutated(key=None, event=MutatedEventEnum.resync, data=None)
+                    continue
                 for item in payload:
                     if subscription is not listener.subscription:
                         break  # read under rights the socket no longer has (or the subscription ended)
                     if action == "delete":
-                        yield self.mutated(key=strawberry.ID(str(item)), event=EventEnum(action), data=None)
+                        yield self.mutated(key=strawberry.ID(str(item)), event=MutatedEventEnum(action), data=None)
                     else:
                         key = strawberry.ID(str(item[self.collection.pk_name]))
-                        yield self.mutated(key=key, event=EventEnum(action), data=self.obj(item))
+                        yield self.mutated(key=key, event=MutatedEventEnum(action), data=self.obj(item))
                 if listener.ended:
                     return
         finally:
@@ -274,6 +288,16 @@ class Listener:
 
     async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
         self.queue.put_nowait((subscription, action, payload))
+
+    async def resync(self, collection: str) -> int:
+        """Events may have been missed: a ``next`` with ``event: resync`` (PROTOCOL §8), in order with the events."""
+        if self.subscription is None or collection != self.collection:
+            return 0
+        try:
+            self.queue.put_nowait((self.subscription, "resync", ()))
+        except asyncio.QueueFull:  # this subscription is 10,000 events behind: it has not read what it has
+            return 0
+        return 1
 
 
 class SubscriptionValues(SchemaExtension):

@@ -62,7 +62,19 @@ class RestConsumer(JsonSocketConsumer):
         connection's: a login, expiry or rights change replaces the plans under the auth lock, and a frame read
         under rights the connection no longer has is dropped. While the lock is held the frame waits (in order)
         for it on a task of this connection, so the delivery worker never waits for one socket."""
-        frame = subscription.frame_text(action, data_json)
+        await self._send_subscription_frame(subscription, subscription.frame_text(action, data_json))
+
+    async def resync(self, collection: str) -> int:
+        """PROTOCOL §5: this connection's subscriptions to ``collection`` may have missed events (the fan-out bus
+        was unreachable, a queue overflowed); each gets a ``resync`` frame, in order with its events. Returns how
+        many were sent."""
+        subscriptions = self.subscriptions_for(collection)
+        for subscription in subscriptions:
+            frame = self.encode_json(subscription.frame("resync", with_data=False))
+            await self._send_subscription_frame(subscription, frame)
+        return len(subscriptions)
+
+    async def _send_subscription_frame(self, subscription: Subscription, frame: str) -> None:
         if self._held_frames or self._auth_lock.locked():
             self._held_frames.append((subscription, frame))
             if self._release_task is None:

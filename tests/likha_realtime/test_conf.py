@@ -47,6 +47,9 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Choice(LOG_STYLES): ("raw", "raw"),
     Choice(INTROSPECTION_MODES): ("ALL", "all"),
     Count(minimum=1): ("5", 5),
+    Seconds(minimum=0.01): ("250ms", 0.25),
+    Count(minimum=0): ("0", 0),
+    Seconds(minimum=0): ("1m", 60),
     Origins(): ("https://App.example.com,http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
 }
 
@@ -65,7 +68,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 26
+    assert len(DEFAULTS) == 30
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 
