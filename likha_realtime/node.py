@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -163,6 +163,42 @@ class ProcessChannel:
             task.cancel()
         if self._recovery is not None:
             self._recovery.cancel()
+
+
+PROBE_GROUP = "likha.probe"  # never joined: asking Redis to remove a channel from it only checks that it answers
+socket_channel_faults = FaultLog(logger, "socket channels")  # one for all of this process's sockets
+
+
+async def receive_surviving(layer: Any, channel: str, groups: Callable[[], Iterable[str]]) -> dict[str, Any] | None:
+    """The next message on a socket's own channel (revocations, rights changes: realtime_auth), or ``None`` once the
+    channel layer answers again after it failed: the socket's ``groups()`` were joined again (a restarted Redis
+    forgot them), and what the channel carried meanwhile may be lost, so the socket re-reads its identity.
+
+    A failing receive never ends the socket (channels' consumer would close it with 1011); one log line for all of
+    the process's sockets (``socket_channel_faults``), retried every ``CHANNEL_LAYER_RETRY`` seconds.
+    """
+    try:
+        message: dict[str, Any] = await layer.receive(channel)
+        return message
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        socket_channel_faults.failed(error, f"; sockets stay open, retrying every {retry_seconds():g}s")
+    while True:
+        await asyncio.sleep(retry_seconds())
+        try:
+            wanted = sorted(groups())
+            for group in wanted:
+                await call_layer(partial(layer.group_add, group, channel))
+            if not wanted:
+                await call_layer(partial(layer.group_discard, PROBE_GROUP, channel))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            socket_channel_faults.failed(error)
+            continue
+        socket_channel_faults.recovered("; sockets re-read their identity")
+        return None
 
 
 class PerLoop(Generic[T]):

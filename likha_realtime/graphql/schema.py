@@ -192,8 +192,8 @@ class _Resolvers:
         try:
             while True:
                 subscription, action, payload = await listener.queue.get()
-                if action == "resync":  # PROTOCOL §8: the client re-reads
-                    if subscription is listener.subscription and subscription is not None:
+                if action == "resync":  # PROTOCOL §8: the client re-reads (rights may have been re-read since)
+                    if listener.subscription is not None:
                         yield self.mutated(key=None, event=MutatedEventEnum.resync, data=None)
                     continue
                 for item in payload:
