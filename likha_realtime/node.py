@@ -169,13 +169,16 @@ PROBE_GROUP = "likha.probe"  # never joined: asking Redis to remove a channel fr
 socket_channel_faults = FaultLog(logger, "socket channels")  # one for all of this process's sockets
 
 
-async def receive_surviving(layer: Any, channel: str, groups: Callable[[], Iterable[str]]) -> dict[str, Any] | None:
+async def receive_surviving(
+    layer: Any, channel: str, groups: Callable[[], Iterable[str]], failed: Callable[[], None] = lambda: None
+) -> dict[str, Any] | None:
     """The next message on a socket's own channel (revocations, rights changes: realtime_auth), or ``None`` once the
     channel layer answers again after it failed: the socket's ``groups()`` were joined again (a restarted Redis
     forgot them), and what the channel carried meanwhile may be lost, so the socket re-reads its identity.
 
     A failing receive never ends the socket (channels' consumer would close it with 1011); one log line for all of
-    the process's sockets (``socket_channel_faults``), retried every ``CHANNEL_LAYER_RETRY`` seconds.
+    the process's sockets (``socket_channel_faults``), retried every ``CHANNEL_LAYER_RETRY`` seconds; ``failed()``
+    is called when the receive fails.
     """
     try:
         message: dict[str, Any] = await layer.receive(channel)
@@ -183,6 +186,7 @@ async def receive_surviving(layer: Any, channel: str, groups: Callable[[], Itera
     except asyncio.CancelledError:
         raise
     except Exception as error:
+        failed()
         socket_channel_faults.failed(error, f"; sockets stay open, retrying every {retry_seconds():g}s")
     while True:
         await asyncio.sleep(retry_seconds())

@@ -7,6 +7,7 @@ measurements), lands in a bounded in-process queue, and one worker delivers it t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from likha_realtime.node import PerLoop, ProcessChannel, process_channel
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+RESYNC_WAIT_SECONDS = 60.0  # longest a resync waits for its socket's re-read after a channel-layer failure
 
 
 Listener = Subscriber
@@ -48,6 +50,15 @@ class SequenceTracker:
     def forget(self) -> None:
         """After a resync of every subscriber, what was lost before it no longer counts: start afresh."""
         self._last.clear()
+
+
+def _layer_ready(listener: Any) -> asyncio.Event | None:
+    """The ``layer_ready`` event of the socket of ``listener`` (a REST socket, or a GraphQL listener's socket)."""
+    for holder in (listener, getattr(listener, "socket", None)):
+        ready = getattr(holder, "layer_ready", None)
+        if isinstance(ready, asyncio.Event):
+            return ready
+    return None
 
 
 def _count_receive_failure() -> None:
@@ -130,13 +141,25 @@ class Dispatcher:
             collections, self._resync_pending = self._resync_pending, set()
             for collection in sorted(collections):
                 for listener in list(self.listeners.get(collection, ())):
-                    resync = getattr(listener, "resync", None)
-                    if resync is None:
+                    ready = _layer_ready(listener)
+                    if ready is not None and not ready.is_set():  # its socket re-reads its rights first
+                        asyncio.get_running_loop().create_task(self._resync_when_ready(listener, collection, ready))
                         continue
-                    try:
-                        stats.resyncs += await resync(collection)
-                    except Exception:
-                        logger.exception("resync of a subscriber of %s failed", collection)
+                    await self._resync_one(listener, collection)
+
+    async def _resync_when_ready(self, listener: Any, collection: str, ready: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):  # a socket that never gets there (closing): resync anyway
+            await asyncio.wait_for(ready.wait(), RESYNC_WAIT_SECONDS)
+        await self._resync_one(listener, collection)
+
+    async def _resync_one(self, listener: Any, collection: str) -> None:
+        resync = getattr(listener, "resync", None)
+        if resync is None:
+            return
+        try:
+            stats.resyncs += await resync(collection)
+        except Exception:
+            logger.exception("resync of a subscriber of %s failed", collection)
 
     async def _work(self) -> None:
         while True:

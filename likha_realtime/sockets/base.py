@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from channels.exceptions import StopConsumer
@@ -31,6 +31,7 @@ from realtime_auth.wire import CloseCode, RealtimeError, error_frame, with_uid
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+LAYER_RECOVERED = "likha.layer.recovered"  # a message this process gives a socket itself (never sent over Redis)
 
 
 class RealtimeSocket(RealtimeAuthMixin):
@@ -46,6 +47,7 @@ class RealtimeSocket(RealtimeAuthMixin):
 
     _counted = False
     _over_limit = False
+    _layer_ready: asyncio.Event | None = None
 
     @classmethod
     def encode_json(cls, content: Any) -> str:
@@ -75,12 +77,30 @@ class RealtimeSocket(RealtimeAuthMixin):
             await await_many_dispatch(sources, self.dispatch)  # type: ignore[attr-defined]  # the consumer's
 
     async def _receive_from_layer(self) -> dict[str, Any]:
-        message = await receive_surviving(self.channel_layer, self.channel_name, lambda: self._auth_groups)
+        message = await receive_surviving(
+            self.channel_layer, self.channel_name, lambda: self._auth_groups, self.layer_ready.clear
+        )
         if message is not None:
             return message
-        # The layer is back: revocations or rights changes sent meanwhile may be lost; re-read like auth.reload.
-        group = next((g for g in sorted(self._auth_groups) if g != PUBLIC_GROUP), PUBLIC_GROUP)
-        return {"type": "auth.reload", "group": group}
+        return {"type": LAYER_RECOVERED}  # handled in turn with the socket's other messages
+
+    @property
+    def layer_ready(self) -> asyncio.Event:
+        """Cleared while this socket's channel is failing, set again once it re-read its identity after that: the
+        fan-out's resync waits for it, so that what the re-read drops in flight is covered by the resync."""
+        if self._layer_ready is None:
+            self._layer_ready = asyncio.Event()
+            self._layer_ready.set()
+        return self._layer_ready
+
+    async def likha_layer_recovered(self, message: Mapping[str, Any]) -> None:
+        """The channel layer answers again: revocations or rights changes sent meanwhile may be lost, so the
+        identity is re-read as on ``auth.reload``."""
+        try:
+            group = next((g for g in sorted(self._auth_groups) if g != PUBLIC_GROUP), PUBLIC_GROUP)
+            await self.auth_reload({"type": "auth.reload", "group": group})
+        finally:
+            self.layer_ready.set()
 
     def _uncount(self) -> None:
         if self._counted:

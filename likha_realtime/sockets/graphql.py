@@ -19,7 +19,7 @@ from likha_realtime import origins
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
-from likha_realtime.sockets.base import RealtimeSocket
+from likha_realtime.sockets.base import LAYER_RECOVERED, RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from realtime_auth import usernames
 from realtime_auth.session import Identity
@@ -139,6 +139,9 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if message.get("type") in AUTH_MESSAGES:
             handler = self.auth_revoke if message["type"] == "auth.revoke" else self.auth_reload
             await handler(message)
+            return
+        if message.get("type") == LAYER_RECOVERED:  # ours too (sockets/base.py)
+            await self.likha_layer_recovered(message)
             return
         await super().dispatch(message)
 
