@@ -161,6 +161,14 @@ DEFAULTS: dict[str, Any] = {
     # Collections exposed from settings: name -> "app.Model" or {"model", "row_rule", "readable_fields", "fields"}
     # (dotted paths to callables). Code can also call likha_realtime.access.collections.register().
     "COLLECTIONS": {},
+    # Seconds one channel-layer call (an event's publish, a group join) may take before it counts as failed.
+    "CHANNEL_LAYER_TIMEOUT": 2,
+    # Seconds between attempts to reach the channel layer again after a failure (publishing, receiving, joining).
+    "CHANNEL_LAYER_RETRY": 1,
+    # Events kept (in order) while publishing is paused after a failure; more are dropped, counted, and resynced.
+    "CHANNEL_LAYER_PUBLISH_BUFFER": 1000,
+    # Seconds between two log lines about one ongoing channel-layer fault (each with a count of what happened).
+    "CHANNEL_LAYER_FAULT_LOG_INTERVAL": 30,
 }
 
 AUTH_MODE = Choice(AUTH_MODES)
@@ -205,6 +213,10 @@ KINDS: dict[str, Kind] = {
     "FANOUT_BACKLOG": Count(minimum=100),
     "WEBSOCKETS_ALLOWED_ORIGINS": Origins(),
     "COLLECTIONS": Dict(of="collection name -> model"),
+    "CHANNEL_LAYER_TIMEOUT": Seconds(minimum=0.01),
+    "CHANNEL_LAYER_RETRY": Seconds(minimum=0.01),
+    "CHANNEL_LAYER_PUBLISH_BUFFER": Count(minimum=0),
+    "CHANNEL_LAYER_FAULT_LOG_INTERVAL": Seconds(minimum=0),
 }
 
 # Environment variable -> setting key (docs/CONFIGURATION.md, PROTOCOL §1); ``from_environ`` reads them.
@@ -245,6 +257,10 @@ ENVIRONMENT: dict[str, str] = {
     "QUERY_LIMIT_MAX": "QUERY_LIMIT_MAX",
     "WEBSOCKETS_FANOUT_BACKLOG": "FANOUT_BACKLOG",
     "WEBSOCKETS_ALLOWED_ORIGINS": "WEBSOCKETS_ALLOWED_ORIGINS",
+    "CHANNEL_LAYER_TIMEOUT": "CHANNEL_LAYER_TIMEOUT",
+    "CHANNEL_LAYER_RETRY": "CHANNEL_LAYER_RETRY",
+    "CHANNEL_LAYER_PUBLISH_BUFFER": "CHANNEL_LAYER_PUBLISH_BUFFER",
+    "CHANNEL_LAYER_FAULT_LOG_INTERVAL": "CHANNEL_LAYER_FAULT_LOG_INTERVAL",
 }
 
 realtime_settings = AppSettings(DEFAULTS, KINDS, ENVIRONMENT)

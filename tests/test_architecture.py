@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "likha_realtime.origins",
         "likha_realtime.limits",
         "likha_realtime.oversize",
+        "likha_realtime.faults",
     ),
     ("likha_realtime.query",),
     ("likha_realtime.access",),

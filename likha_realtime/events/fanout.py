@@ -8,8 +8,10 @@ measurements) and lands in a bounded in-process queue; a worker hands it to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from likha_realtime.access.collections import registry
@@ -23,24 +25,46 @@ from likha_realtime.node import PerLoop, ProcessChannel, process_channel
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+RESYNC_WAIT_SECONDS = 60.0  # longest a resync waits for its socket's re-read after a channel-layer failure
 
 
 Listener = Subscriber
 
 
 class SequenceTracker:
-    """Counts events lost between a publisher and this process, from the publisher's sequence numbers."""
+    """Counts events lost between a publisher and this process, from the publisher's sequence numbers.
+
+    A publisher numbers its events per collection, so ``source`` is the publisher and the collection: a process
+    that hears only some collections sees no gap where the others' events were.
+    """
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
 
-    def seen(self, publisher: str, seq: int) -> int:
-        """Record ``seq``; returns how many earlier events of that publisher never arrived."""
-        last = self._last.get(publisher)
-        self._last[publisher] = max(seq, last or 0)
+    def seen(self, source: str, seq: int) -> int:
+        """Record ``seq``; returns how many earlier events of that source never arrived."""
+        last = self._last.get(source)
+        self._last[source] = max(seq, last or 0)
         if last is None or seq <= last + 1:
             return 0
         return seq - last - 1
+
+    def forget(self) -> None:
+        """After a resync of every subscriber, what was lost before it no longer counts: start afresh."""
+        self._last.clear()
+
+
+def _layer_ready(listener: Any) -> asyncio.Event | None:
+    """The ``layer_ready`` event of the socket of ``listener`` (a REST socket, or a GraphQL listener's socket)."""
+    for holder in (listener, getattr(listener, "socket", None)):
+        ready = getattr(holder, "layer_ready", None)
+        if isinstance(ready, asyncio.Event):
+            return ready
+    return None
+
+
+def _count_receive_failure() -> None:
+    stats.receive_failures += 1
 
 
 class Dispatcher:
@@ -54,7 +78,13 @@ class Dispatcher:
         self.scheduler = FairScheduler()
         self._worker: asyncio.Task[None] | None = None
         self._delivery: asyncio.Task[None] | None = None
+        self._resync_pending: set[str] = set()  # collections whose subscribers are told to resync, soon
+        self._resync_task: asyncio.Task[None] | None = None
+        self._overflowed: set[str] = set()  # collections with events dropped since the queue last had room
+        self._overflow_drops = 0
         channel.on(EVENT_MESSAGE, self._on_event)
+        channel.on_recovered(self._after_outage)
+        channel.on_failed(_count_receive_failure)
 
     async def add(self, collection: str, listener: Listener) -> None:
         if self._worker is None:
@@ -69,20 +99,73 @@ class Dispatcher:
 
     def _on_event(self, message: dict[str, Any]) -> None:
         stats.received += 1
-        lost = self.sequences.seen(message.get("publisher", ""), int(message.get("seq", 0)))
+        collection = str(message.get("collection", ""))
+        publisher = message.get("publisher", "")
+        lost = self.sequences.seen(f"{publisher}/{collection}", int(message.get("seq", 0)))
         if lost:
             stats.lost += lost
-            logger.warning("%d event(s) from publisher %s were lost in transit", lost, message.get("publisher"))
+            logger.warning("%d %s event(s) from publisher %s were lost in transit", lost, collection, publisher)
+        if lost or message.get("lost"):  # a gap here, or the publisher dropped events while Redis was unreachable
+            self.resync([collection])
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
             stats.queue_dropped += 1
-            logger.error(
-                "delivery queue full (%d): dropped a %s event on %s",
-                QUEUE_SIZE,
-                message.get("action"),
-                message.get("collection"),
+            self._overflow_drops += 1
+            if not self._overflowed:  # one line per overflow, not one per dropped event
+                logger.error(
+                    "delivery queue full (%d): dropping events (first: a %s event on %s)",
+                    QUEUE_SIZE,
+                    message.get("action"),
+                    collection,
+                )
+            self._overflowed.add(collection)
+            return
+        if self._overflowed:  # room again: the subscribers of what was dropped re-read
+            logger.warning(
+                "delivery queue has room again: %d event(s) were dropped on %s",
+                self._overflow_drops,
+                ", ".join(sorted(self._overflowed)),
             )
+            self.resync(self._overflowed)
+            self._overflowed, self._overflow_drops = set(), 0
+
+    def _after_outage(self) -> None:
+        """The process channel is back after a channel-layer failure: every subscriber may have missed events."""
+        self.sequences.forget()
+        self.resync([collection for collection, listeners in self.listeners.items() if listeners])
+
+    def resync(self, collections: Iterable[str]) -> None:
+        """Tell the subscribers of ``collections`` (soon, once per subscriber and collection however often this is
+        called meanwhile) that they may have missed events: PROTOCOL §5 ``resync``."""
+        self._resync_pending.update(collections)
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.get_running_loop().create_task(self._send_resyncs())
+
+    async def _send_resyncs(self) -> None:
+        while self._resync_pending:
+            collections, self._resync_pending = self._resync_pending, set()
+            for collection in sorted(collections):
+                for listener in list(self.listeners.get(collection, ())):
+                    ready = _layer_ready(listener)
+                    if ready is not None and not ready.is_set():  # its socket re-reads its rights first
+                        asyncio.get_running_loop().create_task(self._resync_when_ready(listener, collection, ready))
+                        continue
+                    await self._resync_one(listener, collection)
+
+    async def _resync_when_ready(self, listener: Any, collection: str, ready: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):  # a socket that never gets there (closing): resync anyway
+            await asyncio.wait_for(ready.wait(), RESYNC_WAIT_SECONDS)
+        await self._resync_one(listener, collection)
+
+    async def _resync_one(self, listener: Any, collection: str) -> None:
+        resync = getattr(listener, "resync", None)
+        if resync is None:
+            return
+        try:
+            stats.resyncs += await resync(collection)
+        except Exception:
+            logger.exception("resync of a subscriber of %s failed", collection)
 
     async def _work(self) -> None:
         while True:
@@ -104,7 +187,7 @@ class Dispatcher:
         self.scheduler.add_event(Event.from_message(message, collection.model), listeners)
 
     def stop(self) -> None:
-        for task in (self._worker, self._delivery):
+        for task in (self._worker, self._delivery, self._resync_task):
             if task is not None:
                 task.cancel()
 

@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass
 @dataclass
 class EventStats:
     published: int = 0  # events handed to the channel layer
-    publish_failures: int = 0  # group_send raised (Redis down, ...)
+    publish_failures: int = 0  # a group_send of an event raised or timed out (Redis down, ...)
+    publish_deferred: int = 0  # events held back while publishing was paused (sent when Redis answered again)
+    publish_dropped: int = 0  # events dropped while publishing was paused: the hold-back buffer was full
     received: int = 0  # events this process took from its channel
     lost: int = 0  # gaps in a publisher's sequence: over channel capacity or expired in transit
     queue_dropped: int = 0  # events dropped because this process's delivery queue was full
@@ -16,6 +18,8 @@ class EventStats:
     frames_sent: int = 0  # subscription frames written to sockets
     delivery_errors: int = 0  # an event's delivery failed (logged with its traceback)
     slow_readers_closed: int = 0  # sockets closed 4429: bytes waiting for a client over SEND_BUFFER_MAX_BYTES
+    receive_failures: int = 0  # the process channel's receive or group join failed (Redis unreachable, ...)
+    resyncs: int = 0  # resync frames sent to subscriptions that may have missed events (PROTOCOL §5)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

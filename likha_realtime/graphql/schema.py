@@ -44,6 +44,16 @@ class EventEnum(Enum):
     delete = "delete"
 
 
+@strawberry.enum(name="MutatedEventEnum")
+class MutatedEventEnum(Enum):
+    """``<c>_mutated.event``: an event, or ``resync`` (key and data null): events may have been missed, re-read."""
+
+    create = "create"
+    update = "update"
+    delete = "delete"
+    resync = "resync"
+
+
 def graphql_error(error: RealtimeError) -> GraphQLError:
     return GraphQLError(error.message, extensions={"code": str(error.code)})
 
@@ -111,7 +121,7 @@ class _Resolvers:
         self.mutated = strawberry.type(
             make_dataclass(
                 f"{collection.name}_mutated",
-                [("key", strawberry.ID), ("event", EventEnum), ("data", self.output | None)],
+                [("key", strawberry.ID | None), ("event", MutatedEventEnum), ("data", self.output | None)],
             ),
             name=f"{collection.name}_mutated",
         )
@@ -185,14 +195,18 @@ class _Resolvers:
             while True:
                 subscription, action, payload, size = await listener.queue.get()
                 listener.held.remove(size)
+                if action == "resync":  # PROTOCOL §8: the client re-reads (rights may have been re-read since)
+                    if listener.subscription is not None:
+                        yield self.mutated(key=None, event=MutatedEventEnum.resync, data=None)
+                    continue
                 for item in payload:
                     if subscription is not listener.subscription:
                         break  # read under rights the socket no longer has (or the subscription ended)
                     if action == "delete":
-                        yield self.mutated(key=strawberry.ID(str(item)), event=EventEnum(action), data=None)
+                        yield self.mutated(key=strawberry.ID(str(item)), event=MutatedEventEnum(action), data=None)
                     else:
                         key = strawberry.ID(str(item[self.collection.pk_name]))
-                        yield self.mutated(key=key, event=EventEnum(action), data=self.obj(item))
+                        yield self.mutated(key=key, event=MutatedEventEnum(action), data=self.obj(item))
                 if listener.ended:
                     return
         finally:
@@ -291,6 +305,20 @@ class Listener:
             await close_slow_reader(self.socket, "subscription events not yet sent", waiting, self.held.limit)
             return
         self.queue.put_nowait((subscription, action, payload, size))
+
+    async def receive_resync(self, subscription: Subscription) -> None:
+        """The fan-out dropped events for this subscription (its backlog overflowed): the same ``resync`` ``next``."""
+        await self.resync(self.collection)
+
+    async def resync(self, collection: str) -> int:
+        """Events may have been missed: a ``next`` with ``event: resync`` (PROTOCOL §8), in order with the events."""
+        if self.subscription is None or collection != self.collection:
+            return 0
+        try:
+            self.queue.put_nowait((self.subscription, "resync", (), 0))
+        except asyncio.QueueFull:  # this subscription is 10,000 events behind: it has not read what it has
+            return 0
+        return 1
 
 
 class SubscriptionValues(SchemaExtension):

@@ -2,7 +2,9 @@
 
 It never blocks the code that logs: ``emit`` formats, redacts and puts the line in a bounded queue (a full queue
 drops the line and counts it); one daemon thread drains the queue, hands the lines to this process's streams and
-``group_send``s them (in batches) on its own event loop.
+``group_send``s them (in batches) on its own event loop. When the channel layer fails (Redis unreachable), each
+``group_send`` is bounded (``CHANNEL_LAYER_TIMEOUT``) and, for ``CHANNEL_LAYER_RETRY`` seconds after a failure, lines
+go to this process's sockets only (counted in ``unpublished``, logged rate-limited, never streamed themselves).
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import logging
 import math
 import queue
 import threading
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from channels.layers import get_channel_layer
 
 from likha_realtime.conf import realtime_settings
+from likha_realtime.faults import FaultLog, call_layer, retry_seconds
 from likha_realtime.logs.levels import level_number, wire_level
 from likha_realtime.logs.redact import MASK, is_secret_key, redact
 from likha_realtime.logs.stream import GROUP, MESSAGE_TYPE, Line, local_streams
@@ -30,6 +36,7 @@ BATCH_SIZE = 200  # lines per group_send
 SKIPPED_LOGGERS = ("likha_realtime.logs", "channels_redis", "redis", "asyncio", "daphne")
 _RAW_SKIPPED = frozenset({"args", "msg", "exc_info", "levelno", "levelname", "created", "msecs"})
 _STOP = object()
+logger = logging.getLogger(__name__)  # under likha_realtime.logs: never streamed
 # ``extra=LOCAL_ONLY``: the record goes to the process's other handlers (console, files), never to a logs socket —
 # for what no level keeps off the socket (any level can be streamed: LOGS_LEVEL goes down to trace).
 LOCAL_ONLY_ATTRIBUTE = "likha_local_only"
@@ -91,13 +98,24 @@ def record_data(record: logging.LogRecord, style: str, formatter: logging.Format
 class LogStreamHandler(logging.Handler):
     """Records at or above ``LOGS_LEVEL`` to the logs sockets. ``layer`` defaults to the channel layer."""
 
-    def __init__(self, layer: Any = None, queue_size: int = QUEUE_SIZE, node_id: str = NODE_ID) -> None:
+    def __init__(
+        self,
+        layer: Any = None,
+        queue_size: int = QUEUE_SIZE,
+        node_id: str = NODE_ID,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.layer = layer
         self.node_id = node_id
         self.queue: queue.Queue[Any] = queue.Queue(queue_size)
         self.dropped = 0
-        self.publish_errors = 0
+        self.publish_errors = 0  # group_sends that failed or timed out
+        self.unpublished = 0  # lines that reached this process's sockets only (Redis failed)
+        self._clock = clock
+        self._retry_at: float | None = None  # while Redis fails: no group_send before this time
+        # Its lines come from a skipped logger and this handler's own thread: never streamed, so never a loop.
+        self.faults = FaultLog(logger, "log stream", counted="line(s) not sent to other processes", clock=clock)
         self._thread: threading.Thread | None = None
         self._formatter = logging.Formatter()
 
@@ -166,11 +184,22 @@ class LogStreamHandler(logging.Handler):
         layer = self.layer if self.layer is not None else get_channel_layer()
         if not crosses_processes(layer):
             return
+        if self._retry_at is not None and self._clock() < self._retry_at:
+            self.unpublished += len(batch)  # Redis failed a moment ago: local sockets only until the next try
+            self.faults.count(len(batch))
+            return
         message = {"type": MESSAGE_TYPE, "node": self.node_id, "lines": [list(line) for line in batch]}
         try:
-            loop.run_until_complete(layer.group_send(GROUP, message))
-        except Exception:
-            self.publish_errors += 1  # not logged: a failing Redis would otherwise feed on its own errors
+            loop.run_until_complete(call_layer(partial(layer.group_send, GROUP, message)))
+        except Exception as error:
+            self.publish_errors += 1
+            self.unpublished += len(batch)
+            self._retry_at = self._clock() + retry_seconds()
+            self.faults.failed(error, f"; lines go to this process's sockets only, retried every {retry_seconds():g}s")
+            self.faults.count(len(batch))
+            return
+        self._retry_at = None
+        self.faults.recovered()
 
     def close(self) -> None:
         with contextlib.suppress(queue.Full):

@@ -7,25 +7,32 @@ heartbeat, decoding and whitelist dispatch) and the GraphQL consumer (strawberry
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
 from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limit
 from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
+from likha_realtime.node import receive_surviving
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
 from likha_realtime.wire.errors import TooManyConnections, TooManyUserConnections
 from likha_realtime.wire.heartbeat import Beat, Heartbeat
 from realtime_auth.mixin import RealtimeAuthMixin
+from realtime_auth.revocation import PUBLIC_GROUP
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError, error_frame, with_uid
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+LAYER_RECOVERED = "likha.layer.recovered"  # a message this process gives a socket itself (never sent over Redis)
 
 
 class RealtimeSocket(RealtimeAuthMixin):
@@ -45,6 +52,7 @@ class RealtimeSocket(RealtimeAuthMixin):
     _over_limit = False
     _counted_user: Any = None  # the user (key) this connection counts against: the one it last logged in as
     _rate: MessageRate | None = None
+    _layer_ready: asyncio.Event | None = None
 
     @classmethod
     def encode_json(cls, content: Any) -> str:
@@ -58,7 +66,7 @@ class RealtimeSocket(RealtimeAuthMixin):
         registered anywhere would be kept, with its transport, for the life of the process (docs/RELIABILITY.md,
         "Connection churn")."""
         try:
-            await super().__call__(scope, receive, send)  # type: ignore[misc]  # the channels consumer's
+            await self._serve(scope, receive, send)
         finally:
             self._uncount()
             self._closing = True
@@ -82,6 +90,47 @@ class RealtimeSocket(RealtimeAuthMixin):
     def release(self) -> None:
         """Hook: drop every in-process reference to this connection (registrations, tasks). Synchronous and
         idempotent: runs when its application ends, however it ends (``disconnect()`` may not have run)."""
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """channels' ``AsyncConsumer.__call__`` (channels 4.3.2), except that the socket's own channel outlives a
+        failing channel layer (``node.receive_surviving``): a Redis fault must not close every socket with 1011.
+        tests/likha_realtime/sockets/test_layer_faults.py fails if channels' version changes what it does."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)  # type: ignore[attr-defined]  # channels'
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = self._receive_from_layer
+            sources.append(self.channel_receive)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):  # the consumer's clean exit
+            await await_many_dispatch(sources, self.dispatch)  # type: ignore[attr-defined]  # the consumer's
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        message = await receive_surviving(
+            self.channel_layer, self.channel_name, lambda: self._auth_groups, self.layer_ready.clear
+        )
+        if message is not None:
+            return message
+        return {"type": LAYER_RECOVERED}  # handled in turn with the socket's other messages
+
+    @property
+    def layer_ready(self) -> asyncio.Event:
+        """Cleared while this socket's channel is failing, set again once it re-read its identity after that: the
+        fan-out's resync waits for it, so that what the re-read drops in flight is covered by the resync."""
+        if self._layer_ready is None:
+            self._layer_ready = asyncio.Event()
+            self._layer_ready.set()
+        return self._layer_ready
+
+    async def likha_layer_recovered(self, message: Mapping[str, Any]) -> None:
+        """The channel layer answers again: revocations or rights changes sent meanwhile may be lost, so the
+        identity is re-read as on ``auth.reload``."""
+        try:
+            group = next((g for g in sorted(self._auth_groups) if g != PUBLIC_GROUP), PUBLIC_GROUP)
+            await self.auth_reload({"type": "auth.reload", "group": group})
+        finally:
+            self.layer_ready.set()
 
     def _uncount(self) -> None:
         if self._counted:

@@ -22,7 +22,7 @@ from likha_realtime.access.subscriptions import removed
 from likha_realtime.backpressure import Backlog
 from likha_realtime.conf import realtime_settings
 from likha_realtime.graphql.limits import too_many_tokens
-from likha_realtime.sockets.base import RealtimeSocket
+from likha_realtime.sockets.base import LAYER_RECOVERED, RealtimeSocket
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from likha_realtime.wire.errors import TooManySubscriptions, TooManyUserConnections
 from realtime_auth import usernames
@@ -213,6 +213,9 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if message.get("type") in AUTH_MESSAGES:
             handler = self.auth_revoke if message["type"] == "auth.revoke" else self.auth_reload
             await handler(message)
+            return
+        if message.get("type") == LAYER_RECOVERED:  # ours too (sockets/base.py)
+            await self.likha_layer_recovered(message)
             return
         await super().dispatch(message)
 

@@ -83,6 +83,26 @@ class RestConsumer(JsonSocketConsumer):
         """Events for ``subscription`` were dropped (the fan-out backlog overflowed): the client re-reads."""
         await self._receive_frame(subscription, encode_json(subscription.frame("resync", with_data=False)))
 
+    async def resync(self, collection: str) -> int:
+        """PROTOCOL §5: this connection's subscriptions to ``collection`` may have missed events (the fan-out bus
+        was unreachable, a queue overflowed); each gets a ``resync`` frame. The frame holds no data, so it goes to
+        the subscriptions as they are once any re-auth in progress is done (which may replace them, same uids).
+        Returns how many subscriptions it concerns."""
+        if self._auth_lock.locked():
+            asyncio.get_running_loop().create_task(self._resync_after_auth(collection))
+            return len(self.subscriptions_for(collection))
+        return await self._send_resyncs(collection)
+
+    async def _resync_after_auth(self, collection: str) -> None:
+        async with self._auth_lock:
+            await self._send_resyncs(collection)
+
+    async def _send_resyncs(self, collection: str) -> int:
+        subscriptions = self.subscriptions_for(collection)
+        for subscription in subscriptions:
+            await self.send_text(self.encode_json(subscription.frame("resync", with_data=False)))
+        return len(subscriptions)
+
     async def _receive_frame(self, subscription: Subscription, frame: str) -> None:
         if self._held_frames or self._auth_lock.locked():
             size = text_size(frame)

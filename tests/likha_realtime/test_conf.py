@@ -51,6 +51,8 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Count(minimum=0): ("7", 7),
     Seconds(minimum=0.001): ("250ms", 0.25),
     Count(minimum=100): ("5000", 5000),
+    Seconds(minimum=0.01): ("250ms", 0.25),
+    Seconds(minimum=0): ("1m", 60),
     Origins(): ("https://App.example.com,http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
 }
 
@@ -69,7 +71,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 37
+    assert len(DEFAULTS) == 41
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from likha_realtime import node
 from likha_realtime.node import ProcessChannel, crosses_processes, process_channel
+from tests.likha_realtime.support import realtime
 from tests.support import wait_until_async
 
 
@@ -144,37 +146,104 @@ async def test_a_handler_registered_later_replaces_the_earlier_one(
     assert first.messages.empty()
 
 
-class FailingOnceLayer(CountingLayer):
-    """A layer whose first ``receive`` fails, as when Redis is briefly unreachable."""
+class OutageLayer(CountingLayer):
+    """The in-memory layer with Redis' failures: ``fail()`` breaks the pending receive and every call until
+    ``restart()``, which also forgets every group (a Redis without persistence)."""
 
-    failed = False
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.outage: asyncio.Event | None = None
+
+    def _refused(self) -> RedisConnectionError:
+        return RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     async def receive(self, channel: str) -> dict[str, Any]:
-        if not self.failed:
-            self.failed = True
-            raise ConnectionError("Redis went away")
-        return await super().receive(channel)
+        if self.down:
+            raise self._refused()
+        self.outage = self.outage or asyncio.Event()
+        get = asyncio.ensure_future(super().receive(channel))
+        broken = asyncio.ensure_future(self.outage.wait())
+        done, pending = await asyncio.wait({get, broken}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if get in done:
+            return get.result()
+        raise RedisConnectionError("Connection closed by server.")
+
+    async def group_add(self, group: str, channel: str) -> None:
+        if self.down:
+            raise self._refused()
+        await super().group_add(group, channel)
+
+    def fail(self) -> None:
+        self.down = True
+        if self.outage is not None:
+            self.outage.set()
+
+    def restart(self) -> None:
+        self.groups.clear()
+        self.down, self.outage = False, None
 
 
-async def test_a_failing_receive_is_logged_and_retried(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+async def test_after_an_outage_the_channel_rejoins_its_groups_and_recovers_once(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(node, "RECEIVE_RETRY_SECONDS", 0.01)
-    layer = FailingOnceLayer()
+    layer = OutageLayer()
     channel = ProcessChannel(layer)
-    events = Inbox()
+    events, recoveries = Inbox(), []
     channel.on("realtime.event", events)
+    channel.on_recovered(lambda: recoveries.append(len(layer.groups)))
     try:
-        with caplog.at_level(logging.ERROR, logger="likha_realtime.node"):
+        with (
+            realtime(CHANNEL_LAYER_RETRY=0.01, CHANNEL_LAYER_FAULT_LOG_INTERVAL=3600),
+            caplog.at_level(logging.INFO, logger="likha_realtime.node"),
+        ):
             await channel.join("a")
-            await layer.group_send("a", {"type": "realtime.event"})
-            assert await events.next() == {"type": "realtime.event"}
+            await channel.join("b")
+            layer.fail()
+            await wait_until_async(lambda: channel.failures >= 5, message="the channel did not retry")
+            await channel.join("c")  # a subscription while Redis is down: no error, joined on recovery
+            assert recoveries == []
+            layer.restart()  # Redis is back, and has forgotten every group
+            await wait_until_async(lambda: recoveries, message="the channel did not recover")
+            await layer.group_send("c", {"type": "realtime.event", "n": 1})
+            await layer.group_send("a", {"type": "realtime.event", "n": 2})
+            assert [await events.next(), await events.next()] == [
+                {"type": "realtime.event", "n": 1},
+                {"type": "realtime.event", "n": 2},
+            ]
     finally:
         channel.stop()
-    assert layer.failed
-    assert [r.getMessage() for r in caplog.records] == [
-        "process channel: receiving from the channel layer failed; retrying"
-    ]
+    assert recoveries == [3]  # once, after all three groups were joined again
+    assert set(layer.groups) == {"a", "b", "c"}
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages[0] == (
+        "WARNING",
+        "process channel: the channel layer failed (ConnectionError: Connection closed by server.); retrying every "
+        "0.01s",
+    )
+    assert messages[1][0] == "WARNING" and messages[1][1].startswith(
+        "process channel: the channel layer answers again after "
+    )
+    assert messages[1][1].endswith("failure(s)); re-joined 3 group(s)")
+    assert len(messages) == 2  # one line when it failed, one when it recovered: none per retry, no traceback
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+async def test_each_failure_is_reported_to_the_failure_callbacks() -> None:
+    layer = OutageLayer()
+    channel = ProcessChannel(layer)
+    failures: list[int] = []
+    channel.on_failed(lambda: failures.append(channel.failures))
+    try:
+        with realtime(CHANNEL_LAYER_RETRY=0.01):
+            await channel.join("a")
+            layer.fail()
+            await wait_until_async(lambda: len(failures) >= 3, message="no failures reported")
+    finally:
+        channel.stop()
+    assert failures[:3] == [1, 2, 3]
 
 
 async def test_the_groups_are_joined_again_every_refresh_period(

@@ -49,6 +49,8 @@ def test_admins_also_get_this_processes_event_counters() -> None:
             "node": NODE_ID,
             "published": 3,
             "publish_failures": 0,
+            "publish_deferred": 0,
+            "publish_dropped": 0,
             "received": 0,
             "lost": 1,
             "queue_dropped": 0,
@@ -56,6 +58,8 @@ def test_admins_also_get_this_processes_event_counters() -> None:
             "frames_sent": 0,
             "delivery_errors": 0,
             "slow_readers_closed": 0,
+            "receive_failures": 0,
+            "resyncs": 0,
         },
     }
     stats.reset()

@@ -187,3 +187,55 @@ def test_the_app_installs_the_handler_on_the_root_logger_when_a_layer_is_configu
     with realtime(LOGS_ENABLED=False):
         assert install_log_handler() is False
     assert handler_module._installed in root.handlers
+
+
+class DownLayer(RecordingLayer):
+    """A layer whose ``group_send`` fails like redis-py while ``down``; counts the attempts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.attempts = 0
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.attempts += 1
+        if self.down:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        await super().group_send(group, message)
+
+
+def test_while_redis_fails_lines_skip_it_until_the_retry_time_and_the_fault_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.support import wait_until
+
+    now = [100.0]
+    layer = DownLayer()
+    handler = LogStreamHandler(layer=layer, node_id="node-a", clock=lambda: now[0])
+    logger = handler_logger(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="likha_realtime.logs.handler"):
+            logger.info("first")  # fails: the next CHANNEL_LAYER_RETRY (1 s) of lines go to local sockets only
+            wait_until(lambda: handler.unpublished == 1, 5, "the first line was not tried")
+            for n in range(5):
+                logger.info("line %d", n)
+            wait_until(lambda: handler.unpublished == 6, 5, "the lines were not handled")
+            assert layer.attempts == 2  # the failed send, retried once at once (a stale connection): no more
+            layer.down = False
+            now[0] += 1.0
+            logger.info("back")
+            assert [frame["data"]["msg"] for frame in layer.frames(1)] == ["back"]
+    finally:
+        handler.close()
+    assert handler.publish_errors == 1 and handler.dropped == 0
+    messages = [r.getMessage() for r in caplog.records if r.name == "likha_realtime.logs.handler"]
+    assert messages[0] == (
+        "log stream: the channel layer failed (ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection "
+        "refused.); lines go to this process's sockets only, retried every 1s"
+    )
+    assert messages[1] == (
+        "log stream: the channel layer answers again after 1.0s (1 failure(s), 6 line(s) not sent to other processes)"
+    )
+    assert len(messages) == 2
