@@ -20,6 +20,7 @@ from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
 from likha_realtime.conf import realtime_settings
 from likha_realtime.sockets.base import RealtimeSocket
+from likha_realtime.sockets.graphql_messages import invalid_reason
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from realtime_auth import usernames
 from realtime_auth.session import Identity
@@ -47,6 +48,17 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         super().__init__(*args, **kwargs)
         cast(Any, self.view).protocol_handler = self
 
+    async def handle_message(self, message: Any) -> None:
+        """A message of the wrong shape closes 4400 with the rule it broke (strawberry's handler task died on it).
+        Nothing is handled once the socket closes (strawberry went on with the messages already received)."""
+        if cast(Any, self.view).closed:
+            return
+        reason = invalid_reason(message)
+        if reason is not None:
+            await self.handle_invalid_message(reason)
+            return
+        await super().handle_message(message)
+
     async def handle_ping(self, message: Any) -> None:
         """``pong`` echoes the ``ping``'s payload, as the reference graphql-ws server does (strawberry drops it): an
         object comes back as sent, a missing or null payload gives a ``pong`` without one; any other payload breaks
@@ -67,6 +79,16 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
         super().__init__(*args, **kwargs)
         cast(Any, self.view).protocol_handler = self
 
+    async def handle_message(self, message: Any) -> None:
+        """The legacy protocol has no in-band answer to a malformed message: close 4400 with the broken rule."""
+        if cast(Any, self.view).closed:
+            return
+        reason = invalid_reason(message, legacy=True)
+        if reason is not None:
+            await self.websocket.close(code=int(CloseCode.BAD_REQUEST), reason=reason)
+            return
+        await super().handle_message(message)
+
 
 class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     """graphql-transport-ws and legacy graphql-ws; auth failures and token expiry close 4403 "Forbidden".
@@ -76,6 +98,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     """
 
     socket = "graphql"
+    _close_sent = False
     graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
 
@@ -114,6 +137,25 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if await self.socket_accepted(self._url_identity) and self.principal is None:
             self.principal = await database_sync_to_async(Principal)(self.user)
         return response
+
+    @property
+    def closed(self) -> bool:
+        """The socket is closing: a close was sent (ours or strawberry's), or the client left."""
+        return self._closing
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Every close, strawberry's included, marks the socket closing; only the first is sent."""
+        if self._close_sent:
+            return
+        self._close_sent = self._closing = True
+        await super().close(code=code, reason=reason)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """Nothing goes out after a close: daphne refuses it (autobahn raises ``Disconnected`` into the consumer,
+        logged as an exception inside the application). strawberry's operations and pongs may still try."""
+        if self._closing:
+            return
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Frames go to strawberry's protocol handler, except once the socket is closing (refused, over its limit,
