@@ -103,10 +103,30 @@ async def answer_pings(ws: Any, frame: dict[str, Any]) -> bool:
     return False
 
 
+CONNECT_ATTEMPTS = 5
+retries = [0]  # handshakes tried again (a real client retries with backoff too); reported
+
+
 async def open_ws(url: str) -> Any:
-    return await websockets.connect(
-        url, open_timeout=WAIT, close_timeout=10, ping_interval=None, max_queue=None, compression=None, proxy=None
-    )
+    """A connection, retried with backoff when the handshake fails (daphne drops handshakes that its application
+    does not accept within ``--websocket_connect_timeout``, 5 s, which a loaded 2-core machine can exceed)."""
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return await websockets.connect(
+                url,
+                open_timeout=WAIT,
+                close_timeout=10,
+                ping_interval=None,
+                max_queue=None,
+                compression=None,
+                proxy=None,
+            )
+        except (OSError, EOFError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidMessage):
+            if attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            retries[0] += 1
+            await asyncio.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 class Soak:
@@ -155,6 +175,12 @@ class Soak:
         return session
 
     async def read(self, session: Session) -> None:
+        try:
+            await self.read_frames(session)
+        except websockets.ConnectionClosed as closed:  # the server ended a subscriber: a failure of the run
+            session.unexpected.append({"closed by the server": repr(closed)})
+
+    async def read_frames(self, session: Session) -> None:
         async for raw in session.ws:
             frame = json.loads(raw)
             if await answer_pings(session.ws, frame):
@@ -177,8 +203,9 @@ class Soak:
         await session.ws.close()
 
     async def wait_for(self, condition: Any, event_of: Any) -> bool:
-        """Until ``condition()``; False after ``WAIT`` seconds."""
-        deadline = time.monotonic() + WAIT
+        """Until ``condition()``; False after ``WAIT`` seconds. Once one wait has failed (an event was lost: the
+        run fails anyway), later ones wait a second only, so that the run still ends on time with its counts."""
+        deadline = time.monotonic() + (1.0 if self.drain_timeouts else WAIT)
         while not condition():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -378,7 +405,7 @@ class Soak:
             monitors = all(m.counts[k] >= self.writes_done[k] for m in self.monitors for k in self.keys)
             return sessions and monitors
 
-        deadline = time.monotonic() + WAIT
+        deadline = time.monotonic() + (10.0 if self.drain_timeouts else WAIT)
         while not done() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         return done()
@@ -411,6 +438,7 @@ class Soak:
             "failed_writes": len(self.failed_writes),
             "failed_write_examples": self.failed_writes[:5],
             "drain_timeouts": self.drain_timeouts,
+            "connect_retries": retries[0],
         }
 
 
@@ -496,8 +524,7 @@ async def run(options: Options, redis: RedisServer, database: LiveDatabase) -> d
         client_cpu = time.process_time() - client_cpu
         server_cpu = [cpu_seconds(s.process.pid) - c for s, c in zip(servers, server_cpu, strict=True) if s.process]
         result = soak.tally()
-        for session in soak.current:
-            await soak.close(session)
+        await asyncio.gather(*(soak.close(session) for session in soak.current), return_exceptions=True)
         for task in soak.tasks:
             task.cancel()
         growth = rss_growth(samples, options.warmup)
@@ -552,7 +579,8 @@ def report(result: dict[str, Any], problems: list[str]) -> str:
         f"soak: {o['connections']} connections over {o['processes']} processes, {o['rate']} writes/s for "
         f"{o['seconds']} s, {o['reconnect_fraction'] * 100:.0f} % reconnecting every {o['reconnect_period']} s "
         f"({o['products']} products)",
-        f"  connected in {result['connect_seconds']} s; ran {result['run_seconds']} s; "
+        f"  connected in {result['connect_seconds']} s ({result['connect_retries']} handshakes retried); "
+        f"ran {result['run_seconds']} s; "
         f"{result['writes']} writes ({result['writes_per_s']}/s); {result['reconnects']} reconnects; "
         f"{result['sessions']} sessions",
         f"  events expected {result['events_expected']}, received {result['events_received']}: "

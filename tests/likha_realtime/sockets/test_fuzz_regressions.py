@@ -43,7 +43,6 @@ async def acknowledged(protocol: str | None = None) -> GraphQLWebsocketCommunica
     return comm
 
 
-@pytest.mark.usefixtures("seeded")
 @pytest.mark.parametrize(
     ("frame", "reason"),
     [
@@ -108,7 +107,6 @@ async def test_a_malformed_graphql_message_closes_4400_with_the_broken_rule(fram
         assert comm.output_queue.empty(), "a frame was sent after the close"
 
 
-@pytest.mark.usefixtures("seeded")
 async def test_a_malformed_legacy_graphql_ws_start_closes_4400_instead_of_going_deaf() -> None:
     with realtime(GRAPHQL_AUTH="public"):
         comm = await acknowledged(GRAPHQL_WS_PROTOCOL)
@@ -120,7 +118,6 @@ async def test_a_malformed_legacy_graphql_ws_start_closes_4400_instead_of_going_
         await comm.disconnect(timeout=FRAME_WAIT)
 
 
-@pytest.mark.usefixtures("seeded")
 async def test_frames_after_a_close_are_neither_handled_nor_answered() -> None:
     """Three frames in one go, the first closing the socket: the mutation and the ping that follow are ignored."""
     with realtime(GRAPHQL_AUTH="public"):
@@ -135,7 +132,6 @@ async def test_frames_after_a_close_are_neither_handled_nor_answered() -> None:
         assert comm.output_queue.empty(), "a frame was sent after the close"
 
 
-@pytest.mark.usefixtures("seeded")
 @pytest.mark.parametrize(
     ("payload", "line", "close"),
     [
