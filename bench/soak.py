@@ -350,7 +350,7 @@ class Soak:
         order = itertools.cycle(self.keys)
         for n in itertools.count():
             at = started + n / self.o.rate
-            if at >= deadline:
+            if at >= deadline or time.monotonic() >= deadline:  # behind the schedule: the run still ends on time
                 break
             delay = at - time.monotonic()
             if delay > 0:

@@ -171,6 +171,7 @@ async def test_an_integer_longer_than_python_parses_is_not_json() -> None:
         loads_bounded('{"n": ' + HUGE_INT + "}")
 
 
+@pytest.mark.django_db  # no socket: a plain (faster) test transaction
 def test_http_graphql_answers_400_to_an_integer_longer_than_python_parses() -> None:
     body = '{"query": "{ __typename }", "variables": {"n": ' + HUGE_INT + "}}"
     response = Client().post("/graphql", body, content_type="application/json")
