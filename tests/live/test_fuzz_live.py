@@ -142,10 +142,10 @@ def fuzz(socket: Socket, frames: list[Frame]) -> None:
 
 
 def extra_frames() -> list[Frame]:
-    """Sent on every socket besides the seeded ones: the frames of the reports (a 3 MB frame, 100,000 brackets)."""
+    """Sent on every socket besides the seeded ones: 100,000 brackets (reported), frames just over the limit (the
+    reported 3 MB ping has its own test below)."""
     return [
         Frame(text=nested(100_000)),
-        oversized_frame(3 * 1024 * 1024),
         oversized_frame(MAX_BYTES),
         Frame(data=b"\xff" * (MAX_BYTES + 1)),
         text_frame({"type": "ping", "uid": "\ud800", "payload": "\ud800"}),
