@@ -64,7 +64,7 @@ class Options:
     sample_period: float = 60.0
     warmup: float = 60.0
     rss_limit: float = 5.0
-    connect_concurrency: int = 100
+    connect_concurrency: int = 25
     seed: int = 11
 
 
@@ -103,7 +103,7 @@ async def answer_pings(ws: Any, frame: dict[str, Any]) -> bool:
     return False
 
 
-CONNECT_ATTEMPTS = 5
+CONNECT_ATTEMPTS = 10
 retries = [0]  # handshakes tried again (a real client retries with backoff too); reported
 
 
@@ -125,7 +125,7 @@ async def open_ws(url: str) -> Any:
             if attempt == CONNECT_ATTEMPTS - 1:
                 raise
             retries[0] += 1
-            await asyncio.sleep(2**attempt)
+            await asyncio.sleep(min(2**attempt, 8))
     raise AssertionError("unreachable")
 
 
