@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # e.g. SEED_ARGS=--reset (restore the demo logins and groups) or --allow-other-users (see seed_demo --help)
 SEED_ARGS ?=
 
-.PHONY: run serve install install-dev migrate seed test test-sqlite test-postgres lint format bench clean
+.PHONY: run serve install install-dev migrate seed test test-sqlite test-postgres lint format bench soak clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -72,6 +72,14 @@ lint: install-dev
 bench: install-dev
 	$(PY) -m bench.fanout --subscribers 1000 --processes 2 --rate 10 --seconds 10
 	$(PY) -m bench.logs_block
+
+## make soak: 2,000 subscribed connections over 2 daphne processes on Redis and PostgreSQL, 50 writes/s for 10 minutes,
+## 10 % reconnecting every minute; exits non-zero on any lost or duplicated event, ERROR line or RSS growth >= 5 %
+## (docs/RELIABILITY.md). Not part of `make test` (its 60-second version is: tests/live/test_soak_live.py).
+SOAK_ARGS ?=
+soak: install-dev
+	$(PY) scripts/require_postgres.py "$(TEST_DATABASE_URL)"
+	DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m bench.soak $(SOAK_ARGS)
 
 format: install-dev
 	$(VENV)/bin/ruff format .

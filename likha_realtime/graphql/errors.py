@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from likha_realtime.logs.handler import LOCAL_ONLY
 from likha_realtime.logs.redact import MASK
@@ -66,10 +68,17 @@ def unquoted(message: str) -> str:
     return _QUOTED.sub(MASK, message)
 
 
+# strawberry's exceptions for what a client sent: an empty ``query``, an ``operationName`` naming no operation.
+CLIENT_ERRORS = (GraphQLError, MissingQueryError, CannotGetOperationTypeError)
+
+
 def unexpected(error: GraphQLError) -> BaseException | None:
-    """The exception behind ``error`` when it is not a GraphQL error (a resolver's bug), else ``None``."""
+    """The exception behind ``error`` when it is not a GraphQL error or one of the client's (a resolver's bug),
+    else ``None``."""
     original = error.original_error
-    return None if original is None or isinstance(original, GraphQLError) else original
+    if original is None or isinstance(original, CLIENT_ERRORS):
+        return None
+    return original
 
 
 def error_code(error: GraphQLError) -> str:
@@ -85,13 +94,18 @@ def error_code(error: GraphQLError) -> str:
 
 
 def log_error(error: GraphQLError) -> None:
-    """One ERROR line (strawberry's level): code, path and message; an unexpected exception's traceback only in
-    a record that never reaches the logs socket (``LOCAL_ONLY``)."""
+    """One line: code, path and message; an unexpected exception's traceback only in a record that never reaches
+    the logs socket (``LOCAL_ONLY``). ERROR for the server's own failures (``INTERNAL``); what a client sent wrong
+    (syntax, validation, our coded refusals) is a WARNING, so that no client can fill the error log at will."""
     code = error_code(error)
     path = ".".join(str(part) for part in error.path) if error.path else "-"
     ours = bool((error.extensions or {}).get("code"))
-    logger.error(
-        "GraphQL error %s at %s: %s", code, path, unquoted(error.message) if ours else without_values(error.message)
+    logger.log(
+        logging.ERROR if code == "INTERNAL" else logging.WARNING,
+        "GraphQL error %s at %s: %s",
+        code,
+        path,
+        unquoted(error.message) if ours else without_values(error.message),
     )
     original = unexpected(error)
     if original is not None:

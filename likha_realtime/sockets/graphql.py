@@ -23,6 +23,7 @@ from likha_realtime.backpressure import Backlog
 from likha_realtime.conf import realtime_settings
 from likha_realtime.graphql.limits import too_many_tokens
 from likha_realtime.sockets.base import LAYER_RECOVERED, RealtimeSocket
+from likha_realtime.sockets.graphql_messages import invalid_reason
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
 from likha_realtime.wire.errors import TooManySubscriptions, TooManyUserConnections
 from realtime_auth import usernames
@@ -86,6 +87,16 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
     async def handle_pong(self, message: Any) -> None:
         """Unmetered: it runs nothing."""
+    async def handle_message(self, message: Any) -> None:
+        """A message of the wrong shape closes 4400 with the rule it broke (strawberry's handler task died on it).
+        Nothing is handled once the socket closes (strawberry went on with the messages already received)."""
+        if cast(Any, self.view).closed:
+            return
+        reason = invalid_reason(message)
+        if reason is not None:
+            await self.handle_invalid_message(reason)
+            return
+        await super().handle_message(message)
 
     async def handle_ping(self, message: Any) -> None:
         # A client pinging beyond the message rate is not keeping a connection alive: graphql-ws has no error
@@ -126,6 +137,15 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
                 )
                 return
         await super().handle_start(message)
+    async def handle_message(self, message: Any) -> None:
+        """The legacy protocol has no in-band answer to a malformed message: close 4400 with the broken rule."""
+        if cast(Any, self.view).closed:
+            return
+        reason = invalid_reason(message, legacy=True)
+        if reason is not None:
+            await self.websocket.close(code=int(CloseCode.BAD_REQUEST), reason=reason)
+            return
+        await super().handle_message(message)
 
 
 class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
@@ -136,6 +156,7 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     """
 
     socket = "graphql"
+    _close_sent = False
     graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
 
@@ -179,6 +200,32 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
         if await self.socket_accepted(self._url_identity) and self.principal is None:
             self.principal = await database_sync_to_async(Principal)(self.user)
         return response
+
+    @property
+    def closed(self) -> bool:
+        """The socket is closing: a close was sent (ours or strawberry's), or the client left."""
+        return self._closing
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Every close, strawberry's included, marks the socket closing; only the first is sent, so a close of ours
+        (4429) is not followed by strawberry's own (4403).
+
+        strawberry closes a rejected ``connection_init`` with 4403 (legacy graphql-ws: ``connection_error``, then
+        1011); a login refused by the login throttle closes 4429 "Too Many Requests" instead, which graphql-ws
+        clients treat as final (no reconnect loop with the same credentials)."""
+        if self._close_sent:
+            return
+        self._close_sent = self._closing = True
+        if self._rejection is not None:
+            code, reason = int(self._rejection), self._rejection.reason
+        await super().close(code=code, reason=reason)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """Nothing goes out after a close: daphne refuses it (autobahn raises ``Disconnected`` into the consumer,
+        logged as an exception inside the application). strawberry's operations and pongs may still try."""
+        if self._closing:
+            return
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Frames go to strawberry's protocol handler, except once the socket is closing (refused, over its limit,
@@ -239,19 +286,6 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     async def authorize(self, identity: Identity) -> RealtimeError | None:
         self._refusal = await super().authorize(identity)
         return self._refusal
-
-    async def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """One close per connection: a close of ours (4429) is not followed by strawberry's own (4403).
-
-        strawberry closes a rejected ``connection_init`` with 4403 (legacy graphql-ws: ``connection_error``, then
-        1011); a login refused by the login throttle closes 4429 "Too Many Requests" instead, which graphql-ws
-        clients treat as final (no reconnect loop with the same credentials)."""
-        if self._close_sent:
-            return
-        self._close_sent = True
-        if self._rejection is not None:
-            code, reason = int(self._rejection), self._rejection.reason
-        await super().close(code=code, reason=reason)
 
     # -- subscriptions under the socket's current rights -------------------------------------------------------
 

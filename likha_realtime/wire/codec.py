@@ -40,13 +40,18 @@ def check_size(text: str | None, data: bytes | None, max_bytes: int) -> None:
 
 
 def loads_bounded(data: str | bytes) -> Any:
-    """``json.loads``, with nesting too deep for the parser (``[[[…]]]``) raised as ``json.JSONDecodeError`` — the
-    error that strawberry and DRF turn into their "not JSON" answers — instead of a ``RecursionError`` (HTTP 500,
-    or a GraphQL socket left open but answering nothing)."""
+    """``json.loads``, with nesting too deep for the parser (``[[[…]]]``) and an integer over Python's 4,300 digits
+    raised as ``json.JSONDecodeError`` — the error that strawberry and DRF turn into their "not JSON" answers —
+    instead of a ``RecursionError`` or a plain ``ValueError`` (HTTP 500, or a GraphQL socket left open but
+    answering nothing)."""
     try:
         return json.loads(data)
+    except json.JSONDecodeError:
+        raise
     except RecursionError:
         raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+    except ValueError:  # int_max_str_digits
+        raise json.JSONDecodeError("JSON number too long", "", 0) from None
 
 
 def decode_frame(text: str | None, data: bytes | None, max_bytes: int, known_types: frozenset[str]) -> dict[str, Any]:

@@ -120,10 +120,10 @@ def test_an_unknown_operator_on_a_secret_string_is_logged_without_the_query(
     (error,) = body["errors"]
     assert error["extensions"] == {"code": "INVALID_QUERY"} and error["path"] == ["products"]
     assert error["message"].startswith('Unknown operator "_bogus" on "name"; expected one of _eq, ')
-    line = (ERRORS_LOGGER, 50, f"GraphQL error INVALID_QUERY at products: {unquoted(error['message'])}")
+    line = (ERRORS_LOGGER, 40, f"GraphQL error INVALID_QUERY at products: {unquoted(error['message'])}")
     assert lines_of(streamed) == [line, REQUEST_LINE]
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name == ERRORS_LOGGER] == [
-        (line[0], logging.ERROR, line[2])
+        (line[0], logging.WARNING, line[2])  # what the client sent wrong: not the server's error (issue 11)
     ]
     assert_no_source_or_secret_captured(caplog)
 
@@ -203,7 +203,7 @@ def test_refused_documents_are_logged_without_their_source_or_values(
     with caplog.at_level(logging.INFO):
         body = graphql_post(document, variables)
     assert [error.get("extensions") for error in body["errors"]] == [None]
-    assert lines_of(streamed) == [(ERRORS_LOGGER, 50, f"GraphQL error {logged}"), REQUEST_LINE]
+    assert lines_of(streamed) == [(ERRORS_LOGGER, 40, f"GraphQL error {logged}"), REQUEST_LINE]
     assert_no_source_or_secret_captured(caplog)
 
 
