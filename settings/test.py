@@ -8,3 +8,6 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 # Threads of database_sync_to_async must not keep connections open past a test (PostgreSQL test-db teardown).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = False  # noqa: F405
+# In-process tests run without the pool of settings.base (the live daphne processes use it): pytest-django drops the
+# test database at the end, which a pooled connection held by a thread of database_sync_to_async would block.
+DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405
