@@ -91,8 +91,8 @@ TEMPLATES = [
 _database_url = env.raw("DATABASE_URL")
 if _database_url:
     try:
-        # No persistent connections under ASGI: each request and each socket call runs in a thread of its own
-        # (asgiref), and a kept connection outlives its thread (docs/DEPLOYMENT.md, "PostgreSQL").
+        # No persistent connections under ASGI: each HTTP request runs in a thread of its own (asgiref), and a kept
+        # connection outlives its thread (docs/DEPLOYMENT.md, "PostgreSQL").
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0, conn_health_checks=True)}
     except ValueError as exc:
         raise EnvError("DATABASE_URL", _database_url, "a URL such as postgres://user@host:5432/name") from exc
