@@ -46,6 +46,7 @@ WRITERS = 4  # concurrent HTTP clients sending PATCH
 READERS = 4  # concurrent HTTP clients sending GET, never paced: with the writers, more requests than the pool holds
 WRITE_RATE = 20  # PATCHes per second, all writers together
 WRITE_SECONDS = 8
+SOCKETS_PER_KIND = 150  # at least; more when max_connections is larger (REST and GraphQL each)
 WRITES = WRITE_RATE * WRITE_SECONDS
 MEASURED = 1_000_000  # stock values of the measured writes start here (warm-up writes stay below)
 SKU = "DB-BOUND-"  # the products this test creates: row 0 takes the warm-up writes, row 1 + n the measured write n
@@ -213,7 +214,7 @@ def test_connections_stay_bounded_and_writes_succeed_with_more_sockets_than_max_
         row = conn.execute("SHOW max_connections").fetchone()
         assert row is not None
         max_connections = int(row[0])
-    per_kind = max(150, max_connections // 2 + 25)  # REST and GraphQL sockets each; together > max_connections
+    per_kind = max(SOCKETS_PER_KIND, max_connections // 2 + 25)  # together more than max_connections
     names = ("likha-db-a", "likha-db-b")
     servers = (
         start_server(PGAPPNAME=names[0], DATABASE_POOL_MAX_SIZE=str(POOL_MAX_SIZE)),
