@@ -216,6 +216,7 @@ def test_connections_stay_bounded_and_writes_succeed_with_more_sockets_than_max_
         max_connections = int(row[0])
     per_kind = max(SOCKETS_PER_KIND, max_connections // 2 + 25)  # together more than max_connections
     names = ("likha-db-a", "likha-db-b")
+    sampler = Sampler(database_url).__enter__()  # from before the servers start: their logins and setup count too
     servers = (
         start_server(PGAPPNAME=names[0], DATABASE_POOL_MAX_SIZE=str(POOL_MAX_SIZE)),
         start_server(PGAPPNAME=names[1], DATABASE_POOL_MAX_SIZE=str(POOL_MAX_SIZE)),
@@ -283,15 +284,15 @@ def test_connections_stay_bounded_and_writes_succeed_with_more_sockets_than_max_
         await asyncio.gather(*tasks, return_exceptions=True)
         pool.shutdown()
 
-    with Sampler(database_url) as sampler:
-        try:
-            asyncio.run(asyncio.wait_for(scenario(), timeout=600))
-        finally:
-            progress(
-                f"max_connections={max_connections} sockets={2 * per_kind} writes={load.statuses} "
-                f"reads={load.read_statuses} slowest write={load.slowest_write:.2f}s "
-                f"peak connections per process={dict(sampler.peak)} samples={sampler.samples}"
-            )
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), timeout=600))
+    finally:
+        sampler.__exit__()
+        progress(
+            f"max_connections={max_connections} sockets={2 * per_kind} writes={load.statuses} "
+            f"reads={load.read_statuses} slowest write={load.slowest_write:.2f}s "
+            f"peak connections per process={dict(sampler.peak)} samples={sampler.samples}"
+        )
     assert load.failures == []
     assert load.statuses == Counter({200: load.statuses.total()})
     measured = sorted(row for row in load.written if row[0] != keys[0])
