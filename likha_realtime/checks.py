@@ -1,8 +1,9 @@
-"""System checks of the host's deployment for likha_realtime: the channel layer and DEBUG (docs/CONFIGURATION.md,
-"System checks"). The settings' own values are checked in ``apps.py``."""
+"""System checks of the host's deployment for likha_realtime: the channel layer, DEBUG, origins and database
+connections (docs/CONFIGURATION.md, "System checks"). The settings' own values are checked in ``apps.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, get_channel_layer
@@ -105,6 +106,48 @@ def check_any_origin(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
     ]
 
 
+POOL_HINT = (
+    "Set CONN_MAX_AGE = 0 and use Django's psycopg pool, sized so that server processes x max_size stays under "
+    "PostgreSQL's max_connections: 'OPTIONS': {{'pool': {{'min_size': 2, 'max_size': 20}}}} in DATABASES[{alias!r}] "
+    "(needs psycopg 3 and psycopg-pool), or put PgBouncer in front with CONN_MAX_AGE = 0 "
+    "(docs/DEPLOYMENT.md, 'PostgreSQL')."
+)
+
+
+def persistent_connection_warnings(databases: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    """W005 for each PostgreSQL alias of ``databases`` (a ``DATABASES`` value) that keeps connections without a
+    pool."""
+    found: list[checks.CheckMessage] = []
+    for alias, config in databases.items():
+        if not isinstance(config, Mapping):
+            continue
+        engine = str(config.get("ENGINE", ""))
+        options = config.get("OPTIONS") or {}
+        max_age = config.get("CONN_MAX_AGE", 0)
+        if "postgresql" not in engine and "postgis" not in engine:
+            continue
+        if max_age == 0 or (isinstance(options, Mapping) and options.get("pool")):
+            continue  # a pool with CONN_MAX_AGE != 0 is refused by Django itself at the first connection
+        kept = "for ever" if max_age is None else f"for {max_age} s"
+        found.append(
+            checks.Warning(
+                f"DATABASES[{alias!r}] keeps PostgreSQL connections open {kept} (CONN_MAX_AGE={max_age!r}) without a "
+                "pool: under ASGI each request and each socket's database call runs in a thread of its own, and each "
+                "thread keeps its own connection, so a server process's connections grow with the load until "
+                "PostgreSQL refuses new ones ('too many clients already') and writes fail.",
+                hint=POOL_HINT.format(alias=alias),
+                id="likha_realtime.W005",
+            )
+        )
+    return found
+
+
+def check_database_connections(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W005 (deploy): persistent PostgreSQL connections without a pool (unbounded under ASGI)."""
+    databases = getattr(settings, "DATABASES", None)
+    return persistent_connection_warnings(databases) if isinstance(databases, Mapping) else []
+
+
 def register() -> None:
     """Called from ``LikhaRealtimeConfig.ready()``; deploy checks run with ``check --deploy`` and at server start
     (``likha_realtime.server``)."""
@@ -112,3 +155,4 @@ def register() -> None:
     checks.register(check_single_process_layer, deploy=True)
     checks.register(check_debug, checks.Tags.security, deploy=True)
     checks.register(check_any_origin, checks.Tags.security, deploy=True)
+    checks.register(check_database_connections, deploy=True)

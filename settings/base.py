@@ -91,9 +91,22 @@ TEMPLATES = [
 _database_url = env.raw("DATABASE_URL")
 if _database_url:
     try:
-        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
+        # No persistent connections under ASGI: each HTTP request runs in a thread of its own (asgiref), and a kept
+        # connection outlives its thread (docs/DEPLOYMENT.md, "PostgreSQL").
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0, conn_health_checks=True)}
     except ValueError as exc:
         raise EnvError("DATABASE_URL", _database_url, "a URL such as postgres://user@host:5432/name") from exc
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's psycopg pool: at most DATABASE_POOL_MAX_SIZE connections per server process, whatever the
+        # number of requests, sockets and subscriptions; a request finding them all busy waits DATABASE_POOL_TIMEOUT
+        # for one, then fails with psycopg_pool.PoolTimeout. 2 processes x 20 stay well under PostgreSQL's 100.
+        _pool_max_size = env.int("DATABASE_POOL_MAX_SIZE", 20, 1)
+        assert _pool_max_size is not None  # None only when the default is "unlimited"
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, _pool_max_size),
+            "max_size": _pool_max_size,
+            "timeout": env.duration("DATABASE_POOL_TIMEOUT", 30, minimum=0.1),
+        }
 else:
     DATABASES = {
         "default": {
@@ -206,5 +219,9 @@ LOGGING = {
         "handlers": ["console"],
         "level": env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
     },
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        "psycopg.pool": {"level": "WARNING"},  # logs two INFO lines for every connection it lends
+    },
 }

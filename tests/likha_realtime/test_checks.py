@@ -17,8 +17,10 @@ from likha_realtime.checks import (
     CHANNEL_LAYER_HINT,
     check_any_origin,
     check_channel_layer,
+    check_database_connections,
     check_debug,
     check_single_process_layer,
+    persistent_connection_warnings,
 )
 from likha_realtime.routing import (
     SERVER_MISCONFIGURED,
@@ -240,3 +242,72 @@ def test_a_list_of_origins_or_of_hosts_gives_no_warning(origins: list[str] | Non
     # An explicit list decides alone, even beside ALLOWED_HOSTS = ["*"].
     with realtime(WEBSOCKETS_ALLOWED_ORIGINS=origins), override_settings(ALLOWED_HOSTS=hosts):
         assert check_any_origin() == []
+
+
+# -- W005: persistent PostgreSQL connections without a pool (deploy) ---------------------------------------------
+
+POSTGRES = {"ENGINE": "django.db.backends.postgresql", "NAME": "erp"}
+
+
+@pytest.mark.parametrize(
+    ("config", "kept"),
+    [
+        ({**POSTGRES, "CONN_MAX_AGE": 60}, "for 60 s (CONN_MAX_AGE=60)"),
+        ({**POSTGRES, "CONN_MAX_AGE": None}, "for ever (CONN_MAX_AGE=None)"),
+        ({**POSTGRES, "CONN_MAX_AGE": 600, "OPTIONS": {"pool": False}}, "for 600 s (CONN_MAX_AGE=600)"),
+        (
+            {"ENGINE": "django.contrib.gis.db.backends.postgis", "CONN_MAX_AGE": 30, "OPTIONS": {}},
+            "for 30 s (CONN_MAX_AGE=30)",
+        ),
+    ],
+)
+def test_persistent_postgresql_connections_without_a_pool_are_a_deploy_warning(
+    config: dict[str, Any], kept: str
+) -> None:
+    (warning,) = persistent_connection_warnings({"default": config})
+    assert (warning.level, warning.id) == (checks.WARNING, "likha_realtime.W005")
+    assert warning.msg == (
+        f"DATABASES['default'] keeps PostgreSQL connections open {kept} without a pool: under ASGI each request and "
+        "each socket's database call runs in a thread of its own, and each thread keeps its own connection, so a "
+        "server process's connections grow with the load until PostgreSQL refuses new ones ('too many clients "
+        "already') and writes fail."
+    )
+    assert warning.hint == (
+        "Set CONN_MAX_AGE = 0 and use Django's psycopg pool, sized so that server processes x max_size stays under "
+        "PostgreSQL's max_connections: 'OPTIONS': {'pool': {'min_size': 2, 'max_size': 20}} in DATABASES['default'] "
+        "(needs psycopg 3 and psycopg-pool), or put PgBouncer in front with CONN_MAX_AGE = 0 "
+        "(docs/DEPLOYMENT.md, 'PostgreSQL')."
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**POSTGRES, "CONN_MAX_AGE": 0},
+        POSTGRES,  # Django's default CONN_MAX_AGE is 0
+        {**POSTGRES, "CONN_MAX_AGE": 0, "OPTIONS": {"pool": {"max_size": 20}}},
+        {**POSTGRES, "CONN_MAX_AGE": 0, "OPTIONS": {"pool": True}},
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3", "CONN_MAX_AGE": 60},
+        {"ENGINE": "django.db.backends.mysql", "NAME": "erp", "CONN_MAX_AGE": None},
+    ],
+)
+def test_no_persistence_a_pool_or_another_database_gives_no_warning(config: dict[str, Any]) -> None:
+    assert persistent_connection_warnings({"default": config}) == []
+
+
+def test_each_alias_is_checked() -> None:
+    databases = {
+        "default": {**POSTGRES, "CONN_MAX_AGE": 0, "OPTIONS": {"pool": {"max_size": 10}}},
+        "reports": {**POSTGRES, "NAME": "reports", "CONN_MAX_AGE": 60},
+    }
+    (warning,) = persistent_connection_warnings(databases)
+    assert warning.msg.startswith("DATABASES['reports'] keeps PostgreSQL connections open for 60 s")
+    assert "in DATABASES['reports']" in (warning.hint or "")
+
+
+def test_the_database_check_is_registered_as_a_deploy_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The setting only, not the connections made from it (override_settings warns that DATABASES is not for it).
+    monkeypatch.setattr(settings, "DATABASES", {"default": {**POSTGRES, "CONN_MAX_AGE": 60}})
+    assert ids(check_database_connections()) == ["likha_realtime.W005"]
+    assert "likha_realtime.W005" in ids(checks.run_checks(include_deployment_checks=True))
+    assert "likha_realtime.W005" not in ids(checks.run_checks())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,3 +197,55 @@ def test_a_refused_url_is_shown_without_its_password(name: str, value: str, show
     result = run_check(**{name: value})
     assert result.returncode == 2
     assert result.stderr == f"configuration error: {name}={shown!r} is invalid; allowed: {allowed}.\n"
+
+
+# -- the database pool (settings.base; docs/CONFIGURATION.md, "Django and infrastructure") ------------------------
+
+
+def base_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
+    """settings/base.py run afresh under ``env`` (the loaded settings module is left alone)."""
+    for name in ("DATABASE_URL", "DATABASE_POOL_MAX_SIZE", "DATABASE_POOL_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "settings" / "base.py"), run_name="settings_base_afresh")
+
+
+def test_postgresql_gets_a_bounded_pool_and_no_persistent_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    database = base_settings(monkeypatch, DATABASE_URL="postgres://erp@db.internal:5432/erp")["DATABASES"]["default"]
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["CONN_MAX_AGE"] == 0
+    assert database["CONN_HEALTH_CHECKS"] is True
+    assert database["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 20, "timeout": 30}
+
+
+def test_the_pool_is_sized_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    database = base_settings(
+        monkeypatch,
+        DATABASE_URL="postgres://erp@db.internal:5432/erp",
+        DATABASE_POOL_MAX_SIZE="1",
+        DATABASE_POOL_TIMEOUT="500ms",
+    )["DATABASES"]["default"]
+    assert database["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 1, "timeout": 0.5}
+
+
+def test_sqlite_has_no_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    database = base_settings(monkeypatch, DATABASE_POOL_MAX_SIZE="5")["DATABASES"]["default"]
+    assert database["ENGINE"] == "django.db.backends.sqlite3"
+    assert "pool" not in database["OPTIONS"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("DATABASE_POOL_MAX_SIZE", "0", "a whole number >= 1"),
+        ("DATABASE_POOL_MAX_SIZE", "unlimited", "a whole number >= 1"),
+        ("DATABASE_POOL_TIMEOUT", "50ms", "a duration such as 30s, 15m, 2h, 7d or plain seconds (>= 0.1s)"),
+    ],
+)
+def test_a_bad_pool_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, allowed: str
+) -> None:
+    with pytest.raises(EnvError) as raised:
+        base_settings(monkeypatch, DATABASE_URL="postgres://erp@db.internal:5432/erp", **{name: value})
+    assert str(raised.value) == f"{name}={value!r} is invalid; allowed: {allowed}."

@@ -66,6 +66,10 @@ DATABASES = {
         "PASSWORD": os.environ.get("ERP_DB_PASSWORD", ""),
         "HOST": os.environ.get("ERP_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("ERP_DB_PORT", "5432"),
+        # Under ASGI no persistent connections; a pool bounds each server process (processes x max_size must stay
+        # under PostgreSQL's max_connections).
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {"pool": {"min_size": 2, "max_size": 20, "timeout": 30}},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,74 @@
+"""The sockets' database work runs on one thread per process, so it holds at most one connection at a time.
+
+That is what keeps the realtime reader side from taking a server process's database pool from its writers
+(docs/DEPLOYMENT.md, "PostgreSQL"): authentication, subscribing, GraphQL resolvers and each event's re-read all go
+through asgiref's thread-sensitive executor, which outside a request's ``ThreadSensitiveContext`` is one thread.
+Django opens a connection per thread that uses one; every connection opened here is counted by its thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db.backends.signals import connection_created
+
+from tests.likha_realtime.graphql.support import communicator, start_subscription, update_product
+from tests.likha_realtime.support import FRAME_WAIT, Roles, open_socket
+from tests.support import wait_until_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SOCKETS = 10  # of each kind
+
+
+async def test_every_socket_and_subscription_uses_the_same_single_thread_for_the_database(
+    roles: Roles, seeded: dict[str, int]
+) -> None:
+    opened: Counter[int] = Counter()
+
+    def created(sender: Any, connection: Any, **kwargs: Any) -> None:
+        opened[threading.get_ident()] += 1
+
+    connection_created.connect(created)
+    rest, graphql = [], []
+    try:
+        for _ in range(SOCKETS):
+            socket = await open_socket(roles.path("editor"))
+            await socket.send_json_to(
+                {"type": "subscribe", "collection": "products", "event": "update", "item": seeded["shelf"], "uid": 1}
+            )
+            assert await socket.receive_json_from(timeout=FRAME_WAIT) == {
+                "type": "subscription",
+                "event": "init",
+                "uid": "1",
+            }
+            rest.append(socket)
+            comm = communicator(access_token=roles.editor)
+            await comm.__aenter__()
+            await start_subscription(comm)
+            graphql.append(comm)
+        subscribing = set(opened)
+        # The write comes from a thread of its own, as an HTTP request's does under ASGI.
+        writer = await sync_to_async(threading.get_ident, thread_sensitive=False)()
+        await sync_to_async(update_product, thread_sensitive=False)(seeded["shelf"], stock=77)
+        for socket in rest:
+            frame = await socket.receive_json_from(timeout=FRAME_WAIT)
+            assert frame["event"] == "update" and frame["data"]["stock"] == 77, frame
+        for comm in graphql:
+            frame = await comm.receive_json_from(timeout=FRAME_WAIT)
+            assert frame["payload"]["data"]["products_mutated"]["data"]["stock"] == 77, frame
+        await wait_until_async(lambda: sum(opened.values()) > 0)
+    finally:
+        connection_created.disconnect(created)
+        for socket in rest:
+            await socket.disconnect()
+        for comm in graphql:
+            await comm.__aexit__(None, None, None)
+    readers = set(opened) - {writer}
+    assert len(subscribing) == 1, opened  # 20 sockets authenticated and subscribed through one thread
+    assert readers == subscribing, opened  # the events' re-reads for 20 subscribers too
+    assert threading.get_ident() not in readers  # never the event loop's thread
