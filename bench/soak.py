@@ -494,6 +494,9 @@ def start_servers(redis: RedisServer, database: LiveDatabase, processes: int) ->
             "REDIS_URL": redis.url,
             "REDIS_PREFIX": f"soak{os.getpid()}{int(time.time())}",
             "ACCESS_TOKEN_TTL": "3h",  # the run must not meet token expiry
+            # Every subscriber is the one editor account: at 2,000 over 2 processes each holds exactly the default
+            # per-user limit (1,000), and a reconnect may arrive before the server has seen its old socket close.
+            "WEBSOCKETS_USER_CONN_LIMIT": "unlimited",
         },
     )
     return [DaphneProcess(env).start() for _ in range(processes)]
