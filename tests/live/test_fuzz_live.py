@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,11 @@ class Socket:
                 answer = json.loads(self.conn.recv(timeout=WAIT))
                 if answer == self.pong(ping):
                     break
+                wait = retry_after(answer, ping)
+                if wait is not None:  # the probe itself was over the message rate: honour the retry time, again
+                    time.sleep(wait)
+                    self.conn.send(json.dumps(ping))
+                    continue
                 outcome.frames.append(answer)
         except ConnectionClosed as closed:
             received = closed.rcvd
@@ -98,6 +104,21 @@ class Socket:
 
     def close(self) -> None:
         self.conn.close()
+
+
+RETRY = re.compile(r"^Too many messages, retry after ([0-9]+)ms\.$")
+
+
+def retry_after(answer: Any, ping: dict[str, Any]) -> float | None:
+    """Seconds to wait when ``answer`` refuses the probe ``ping`` for the message rate (PROTOCOL §4), else None."""
+    if not isinstance(answer, dict) or "uid" not in ping or answer.get("uid") != ping["uid"]:
+        return None
+    error = answer.get("error")
+    if answer.get("status") != "error" or not isinstance(error, dict) or error.get("code") != "REQUESTS_EXCEEDED":
+        return None
+    match = RETRY.match(str(error.get("message", "")))
+    assert match is not None, answer
+    return int(match.group(1)) / 1000
 
 
 def opened(url: str, **kwargs: Any) -> ClientConnection:

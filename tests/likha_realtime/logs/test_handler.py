@@ -206,6 +206,10 @@ class DownLayer(RecordingLayer):
         await super().group_send(group, message)
 
 
+def fault_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "likha_realtime.logs.handler"]
+
+
 def test_while_redis_fails_lines_skip_it_until_the_retry_time_and_the_fault_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -227,10 +231,12 @@ def test_while_redis_fails_lines_skip_it_until_the_retry_time_and_the_fault_is_l
             now[0] += 1.0
             logger.info("back")
             assert [frame["data"]["msg"] for frame in layer.frames(1)] == ["back"]
+            # The recovery is logged by the handler's thread once that line went out: wait for it, not for the frame.
+            wait_until(lambda: len(fault_lines(caplog)) >= 2, 5, "the recovery was not logged")
     finally:
         handler.close()
     assert handler.publish_errors == 1 and handler.dropped == 0
-    messages = [r.getMessage() for r in caplog.records if r.name == "likha_realtime.logs.handler"]
+    messages = fault_lines(caplog)
     assert messages[0] == (
         "log stream: the channel layer failed (ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection "
         "refused.); lines go to this process's sockets only, retried every 1s"
