@@ -275,18 +275,26 @@ async def test_a_read_shared_by_several_connections_is_done_once_and_kept_until_
     assert shared_rows() is None  # released once every member had it: nothing kept after the event
 
 
-async def test_a_read_in_progress_is_awaited_not_done_twice(world: World) -> None:
+async def test_a_read_in_progress_is_awaited_not_done_twice(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Two members of a batch on different connections, the read slow: the second waits for the first's read.
     a = Connection(world, "A", sub("a", "shared"))
     b = Connection(world, "B", sub("b", "shared"))
     scheduler = FairScheduler(backlog=lambda: 1000)
     world.hold = asyncio.Event()
     scheduler.add_event(update(3), [a, b])
+    awaiting: list[object] = []  # reads in progress that another member awaits (SharedRead shields them)
+    shield = asyncio.shield
+
+    def recorded(future: Any) -> Any:
+        awaiting.append(future)
+        return shield(future)
+
+    monkeypatch.setattr(deliver_module.asyncio, "shield", recorded)
 
     first = asyncio.create_task(scheduler.serve_turn())
     await wait_until_async(lambda: world.reads())
     second = asyncio.create_task(scheduler.serve_turn())
-    await asyncio.sleep(0)
+    await wait_until_async(lambda: awaiting, message="the second member did not wait for the read in progress")
     world.hold.set()
     await asyncio.gather(first, second)
 
