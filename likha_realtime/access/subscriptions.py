@@ -32,10 +32,12 @@ class Subscription:
     def item_key(self) -> str | None:
         return None if self.item is None else str(self.item)
 
-    def wants(self, action: str, keys: tuple[Any, ...]) -> bool:
+    def wants(self, action: str, key_strings: frozenset[str]) -> bool:
+        """Whether an event of ``action`` on the rows whose keys (as strings) are ``key_strings`` is for this
+        subscription at all (its action, its item; not yet which fields changed: ``hears``)."""
         if self.plan is None or (self.event is not None and self.event != action):
             return False
-        return self.item is None or self.item_key in {str(key) for key in keys}
+        return self.item is None or self.item_key in key_strings
 
     def hears(self, changed: frozenset[str] | None) -> bool:
         """Whether an update of a row that changed the fields ``changed`` (``None``: unknown) concerns this

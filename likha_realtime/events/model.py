@@ -7,6 +7,7 @@ import decimal
 import json
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast, overload
 
 from django.core.exceptions import FieldDoesNotExist
@@ -37,6 +38,11 @@ class Event:
     def merge(self, other: Event) -> Event:
         changed = () if not self.changed and not other.changed else self.changes() + other.changes()
         return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots, changed)
+
+    @cached_property
+    def key_strings(self) -> frozenset[str]:
+        """The keys as strings (item subscriptions match them so), computed once per event for all subscribers."""
+        return frozenset(str(key) for key in self.keys)
 
     def changes(self) -> tuple[frozenset[str] | None, ...]:
         """The changed fields of each row, aligned with ``keys``."""

@@ -114,11 +114,19 @@ class FairScheduler:
         """``event`` for ``subscribers``: one arrival per connection, at the end of that connection's queue."""
         reads = EventReads(event)  # shared by the connections: a batch's read is done once for all of them
         by_connection: dict[int, list[Any]] = {}
+        held: dict[int, int] = {}  # subscriptions on the collection, by connection
         for subscriber in subscribers:
-            by_connection.setdefault(connection_of(subscriber), []).append(subscriber)
+            subscriptions = subscriber.subscriptions_for(event.collection)
+            # Only connections with a subscription that wants the event queue it: an item subscription on
+            # another row, or one for another action, costs one check here, never a turn (with thousands of item
+            # subscriptions, one turn per connection per event would swamp the scheduler).
+            if not any(subscription.wants(event.action, event.key_strings) for subscription in subscriptions):
+                continue
+            connection = connection_of(subscriber)
+            by_connection.setdefault(connection, []).append(subscriber)
+            held[connection] = held.get(connection, 0) + len(subscriptions)
         for connection, members in by_connection.items():
-            light = sum(len(member.subscriptions_for(event.collection)) for member in members) <= FRESH_SUBSCRIPTIONS
-            self._push(connection, Arrival(reads, members), fresh=light)
+            self._push(connection, Arrival(reads, members), fresh=held[connection] <= FRESH_SUBSCRIPTIONS)
         if self.pending > self.backlog():
             self._overflow()
 

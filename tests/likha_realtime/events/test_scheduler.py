@@ -134,6 +134,24 @@ async def test_connections_take_turns_one_delivery_each_fresh_and_backlogged_one
     assert len(world.reads()) == 6
 
 
+async def test_connections_whose_subscriptions_do_not_want_the_event_take_no_turn(world: World) -> None:
+    """Item subscriptions on other rows and subscriptions to another action queue nothing (a soak with
+    thousands of item subscriptions swamped the scheduler with one matching turn per connection per event)."""
+    items = [
+        Connection(world, f"I{n}", Subscription(f"i{n}", "products", None, None, n, PLAN, batch_key=f"item-{n}"))
+        for n in range(1, 6)
+    ]
+    creates = Connection(world, "C", Subscription("c", "products", None, "create", None, PLAN, batch_key="c-read"))
+    everything = Connection(world, "E", sub("e", "e-read"))
+    scheduler = FairScheduler(backlog=lambda: 1000)
+
+    scheduler.add_event(update(3, 5), [*items, creates, everything])
+
+    assert scheduler.pending == 3 and len(scheduler.queues) == 3
+    await serve_all(scheduler)
+    assert sorted(world.frames()) == [("E", "e", (3, 5)), ("I3", "i3", (3, 5)), ("I5", "i5", (3, 5))]
+
+
 async def test_backlogged_connections_share_turns_round_robin(world: World) -> None:
     a = Connection(world, "A", *many("a", 4))
     b = Connection(world, "B", *many("b", 4))
