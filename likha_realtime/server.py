@@ -183,6 +183,10 @@ class Server(daphne.server.Server):
         # daphne.server.Server.run() assigns a fresh WebSocketFactory; set the protocol on that instance only.
         if not issubclass(factory.protocol, ReasonWebSocketProtocol):
             factory.protocol = ReasonWebSocketProtocol
+        # A protocol violation (a text frame that is not UTF-8, a bad opcode) fails the connection with a close
+        # frame naming it (1007, 1002) before the TCP connection ends, instead of autobahn's default plain drop:
+        # the client learns why. daphne's own setProtocolOptions call, after this assignment, sets other options.
+        factory.setProtocolOptions(failByDrop=False)
         self._ws_factory = factory
 
 

@@ -219,15 +219,15 @@ def test_hostile_frames_get_documented_answers_and_leave_the_server_serving(
 
 def test_a_text_frame_that_is_not_utf8_ends_the_connection_and_the_server_goes_on(server: DaphneProcess) -> None:
     """RFC 6455 "fails" a connection whose text frame is not UTF-8 (no browser can send one): autobahn, under
-    daphne, drops it before our code sees the frame, without a close frame (its ``failByDrop`` default). The server
-    goes on serving."""
+    daphne, refuses it before our code sees the frame, with close 1007 "Invalid frame payload data" (not its
+    ``failByDrop`` default, a silent drop). The server goes on serving."""
     editor = server.login(*EDITOR)["access_token"]
     for path, kwargs in (("/websockets", {}), ("/graphql", {"subprotocols": ["graphql-transport-ws"]})):
         conn = opened(server.ws_url(path, access_token=editor), **kwargs)
         conn.send(b'{"type":"ping","uid":"\xff\xfe"}', text=True)
         with pytest.raises(ConnectionClosed) as closed:
             conn.recv(timeout=WAIT)
-        assert closed.value.rcvd is None, closed.value  # dropped: no close frame, and no frame before
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007, closed.value  # no frame before
         conn.close()
     admin = server.login(*ADMIN)["access_token"]
     assert_server_healthy(server, admin, editor)
