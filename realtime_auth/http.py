@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -17,7 +18,9 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from realtime_auth.busy import RETRY_AFTER_SECONDS, DatabaseBusy, database_busy
 from realtime_auth.errors import LoginThrottled
+from realtime_auth.wire import ErrorCode
 
 _CODES = {
     status.HTTP_400_BAD_REQUEST: "INVALID_PAYLOAD",
@@ -28,6 +31,8 @@ _CODES = {
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
     status.HTTP_429_TOO_MANY_REQUESTS: "REQUESTS_EXCEEDED",
 }
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):
@@ -53,6 +58,13 @@ def error_response(status_code: int, code: str, message: str) -> Response:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if database_busy(exc):  # the pool's wait ran out: try again, not a server bug
+        logger.warning("HTTP request answered 503: no database connection within the pool's timeout")
+        busy = error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE, ErrorCode.SERVICE_UNAVAILABLE, DatabaseBusy.default_message
+        )
+        busy["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return busy
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -24,6 +24,7 @@ from likha_realtime.node import receive_surviving
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
 from likha_realtime.wire.errors import TooManyConnections, TooManyUserConnections
 from likha_realtime.wire.heartbeat import Beat, Heartbeat
+from realtime_auth.busy import DatabaseBusy, database_busy
 from realtime_auth.mixin import RealtimeAuthMixin
 from realtime_auth.revocation import PUBLIC_GROUP
 from realtime_auth.session import Identity
@@ -308,7 +309,11 @@ class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
                 await handler(frame)
         except RealtimeError as error:
             await self.send_error(frame["type"], error, frame.get("uid"))
-        except Exception:
+        except Exception as exc:
+            if database_busy(exc):  # the pool's wait ran out: the client tries again (PROTOCOL §4)
+                logger.warning("%s socket: no database connection within the pool's timeout", self.socket)
+                await self.send_error(frame["type"], DatabaseBusy(), frame.get("uid"))
+                return
             logger.exception("%s socket: unhandled error in %s handler", self.socket, frame["type"])
             await self.send_error(frame["type"], RealtimeError(), frame.get("uid"))
 
