@@ -261,9 +261,10 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    log_name: str = "server.log"  # in the project directory
 
     def start(self) -> Server:
-        self.log_path = self.project / "server.log"
+        self.log_path = self.project / self.log_name
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command("serve", port=self.port), cwd=self.project, env=self.env, stdout=log, stderr=subprocess.STDOUT
