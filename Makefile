@@ -5,8 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# PostgreSQL for the second test pass (trust auth on the machine's server).
+# PostgreSQL for the second test pass (trust auth on the machine's server). Exported: the SQLite pass's embedding test
+# (tests/embedding) runs its host ERP on this server too.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/likha
+export TEST_DATABASE_URL
 PYTEST_ARGS ?=
 # e.g. SEED_ARGS=--reset (restore the demo logins and groups) or --allow-other-users (see seed_demo --help)
 SEED_ARGS ?=
@@ -29,11 +31,15 @@ $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-runtime
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund && touch node_modules/.stamp
 
-# Debian's chromium for the cross-origin browser tests (tests/live/test_browser_live.py): Playwright drives it, since
-# `playwright install` cannot download its own browser builds here. Installed once, when missing (needs root).
-CHROMIUM := /usr/bin/chromium
+# Debian's chromium for the cross-origin browser tests (tests/live/test_browser_live.py): Playwright drives the browser
+# at $(CHROMIUM), since `playwright install` cannot download its own browser builds here. Exported: the test reads the
+# same path. When that file is missing, Debian's package is installed (needs root); another browser binary is used by
+# setting CHROMIUM=/its/path.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 $(CHROMIUM):
-	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	@test -x "$(CHROMIUM)" || { echo "Debian's chromium package gave no $(CHROMIUM): set CHROMIUM to the browser's path." >&2; exit 1; }
 
 install: $(VENV)/.stamp-runtime
 install-dev: $(VENV)/.stamp-dev

@@ -124,3 +124,19 @@ class SalesOrder(models.Model):
 
     def __str__(self) -> str:
         return f"Sales order #{self.pk} ({self.status})"
+
+
+class SeededUser(models.Model):
+    """``seed_demo``'s record of a user it created. It refuses a database holding any user without one (not a demo
+    database, whatever the emails), and never changes such a user. Deleting the user deletes its record, so a
+    later user, even one given the same email or primary key, is never taken for the demo's."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "user created by seed_demo"
+        default_permissions = ()  # the command's bookkeeping: no one is given rights on it
+
+    def __str__(self) -> str:
+        return f"seed_demo created user #{self.pk}"

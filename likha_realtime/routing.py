@@ -4,15 +4,14 @@ A host project mounts it in one of two ways (docs/CONFIGURATION.md, "Mounting"):
 
 - its whole ASGI application is ``build_application(get_asgi_application())``;
 - or, with a ``ProtocolTypeRouter`` of its own, ``"http": request_log(django_asgi_app)`` and
-  ``"websocket": websocket_application()`` (with its own WebSocket routes: ``URLRouter([*theirs,
-  *websocket_urlpatterns()])`` behind ``origins.guard`` and ``channel_layer_required``, as ``websocket_application``
-  builds it).
+  ``"websocket": websocket_application()`` — ``websocket_application(its_routes)`` with WebSocket routes of its own,
+  which then get the same guards as the sockets.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -35,8 +34,8 @@ SERVER_MISCONFIGURED_REASON = "Server Misconfigured"
 
 
 def websocket_urlpatterns() -> list[Any]:
-    """The enabled sockets' routes, unguarded: mount them only behind ``origins.guard`` and
-    ``channel_layer_required`` (``websocket_application``)."""
+    """The enabled sockets' routes, unguarded: mount them through ``websocket_application``, which adds the origin
+    and Host checks, the channel-layer guard and the clean refusal of unknown paths."""
     from likha_realtime.graphql.schema import get_schema
     from likha_realtime.sockets.graphql import GraphQLConsumer
     from likha_realtime.sockets.logs import LogsConsumer
@@ -96,9 +95,11 @@ class Unrouted:
             await origins.refuse(receive, send)
 
 
-def websocket_application() -> Any:
-    """The three sockets behind the origin and Host checks: the ``"websocket"`` entry of a ``ProtocolTypeRouter``."""
-    return origins.guard(channel_layer_required(Unrouted(URLRouter(websocket_urlpatterns()))))
+def websocket_application(routes: Sequence[Any] = ()) -> Any:
+    """The ``"websocket"`` entry of a ``ProtocolTypeRouter``: the enabled sockets and the host's own WebSocket
+    ``routes`` (``django.urls.path`` entries, matched first), all behind the origin and Host checks
+    (``origins.guard``) and the channel-layer guard, a path that neither has refused with HTTP 403 (``Unrouted``)."""
+    return origins.guard(channel_layer_required(Unrouted(URLRouter([*routes, *websocket_urlpatterns()]))))
 
 
 def build_application(http_app: Any) -> ProtocolTypeRouter:

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 MAX_CLOSE_REASON_BYTES = 123
 CONFIGURATION_ERROR_STATUS = 2
 OUR_APPS = ("likha_realtime", "realtime_auth")
+# Django's own deploy checks that the server runs too: a weak or development SECRET_KEY (security.W009) or fallback
+# (security.W025) lets whoever guesses it forge sessions and password-reset links, whatever key signs the JWTs.
+DJANGO_KEY_CHECKS = frozenset({"security.W009", "security.W025"})
 
 
 def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:
@@ -223,8 +226,9 @@ def run_system_checks(warnings_to: TextIO | None = None) -> None:
     runserver; warnings are printed once, one line each, to ``warnings_to`` (stderr).
 
     Besides the checks ``runserver`` runs, this server runs the deployment checks of likha_realtime and
-    realtime_auth (an in-memory channel layer, DEBUG, the JWT signing key; not Django's own ``--deploy`` checks) and
-    the public role's group check against the database. ``SILENCED_SYSTEM_CHECKS`` applies.
+    realtime_auth (an in-memory channel layer, DEBUG, the JWT signing key), of Django's own ``--deploy`` checks those
+    of ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS`` (``DJANGO_KEY_CHECKS``), and the public role's group check against
+    the database. ``SILENCED_SYSTEM_CHECKS`` applies.
     """
     from django.conf import settings
     from django.core import checks
@@ -250,12 +254,11 @@ def _our_deployment_messages() -> list[Any]:
     from realtime_auth.checks import check_public_group
 
     everyday = set(registry.get_checks(include_deployment_checks=False))
-    ours = [
-        check
-        for check in registry.get_checks(include_deployment_checks=True)
-        if check not in everyday and check.__module__.partition(".")[0] in OUR_APPS
-    ]
+    deploy = [check for check in registry.get_checks(include_deployment_checks=True) if check not in everyday]
+    ours = [check for check in deploy if check.__module__.partition(".")[0] in OUR_APPS]
+    djangos = [check for check in deploy if check.__module__.startswith("django.core.checks.security.")]
     messages = [message for check in ours for message in check(app_configs=None, databases=None)]
+    messages += [m for check in djangos for m in check(app_configs=None, databases=None) if m.id in DJANGO_KEY_CHECKS]
     if apps.is_installed("realtime_auth"):
         messages += check_public_group(databases=[DEFAULT_DB_ALIAS])
         if not connections[DEFAULT_DB_ALIAS].in_atomic_block:  # this thread serves no queries: none left open
@@ -265,7 +268,7 @@ def _our_deployment_messages() -> list[Any]:
 
 def _one_line(message: Any) -> str:
     text = " ".join(str(message.msg).split())
-    return f"{text} ({message.id}: {message.hint})" if message.hint else text
+    return f"{text} ({message.id}: {message.hint})" if message.hint else f"{text} ({message.id})"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

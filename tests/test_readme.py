@@ -36,6 +36,7 @@ from django.contrib.auth.models import AnonymousUser
 from erp_demo import realtime as demo_rules
 from erp_demo.management.commands.seed_demo import product_rows
 from likha_realtime.access.collections import Registry, registry
+from tests.embedding.host import COMMANDS as EMBEDDING_COMMANDS
 from tests.likha_realtime.support import restore_collection
 from tests.live import conftest as live
 from tests.live.conftest import ADMIN, StartServer
@@ -284,6 +285,14 @@ def test_readme_pins_the_clients_the_tests_use() -> None:
     assert f".venv/bin/pip install websockets=={websockets.group(1)}`" in readme
     npm = json.loads((ROOT / "package.json").read_text())["dependencies"]
     assert f"npm install graphql-ws@{npm['graphql-ws']} ws@{npm['ws']}`" in readme
+
+
+def test_readme_install_command_is_the_one_the_embedding_test_runs() -> None:
+    """The README's ``pip install`` block is, line for line, what tests/embedding runs in a fresh virtualenv."""
+    installs = [block for block in readme_blocks() if re.search(r"^\s*pip install", block.code, re.MULTILINE)]
+    assert [(block.tag, block.code) for block in installs] == [("sh", f"{EMBEDDING_COMMANDS['install']}\n")]
+    reason = "installs into your environment; tests/embedding runs this command in a fresh virtualenv"
+    assert installs[0].marker == ("not run", reason)
 
 
 # -- "Exposing your models" --------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import pytest
+
+from scripts.require_postgres import unreachable
 from tests.live.harness import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,9 @@ DOCUMENTED_FILES = ("erp/settings.py", "erp/asgi.py", "erp/urls.py", "inventory/
                     "inventory/views.py")  # fmt: skip
 # Written by the reader after `makemigrations inventory` (it depends on 0001_initial): copied in after that command.
 LATER_FILES = ("inventory/migrations/0002_public_group.py",)
+# The host ERP's PostgreSQL server when neither DATABASE_URL nor TEST_DATABASE_URL names one: the Makefile's default.
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/likha"
+POSTGRES_SCHEMES = ("postgres", "postgresql")
 VENVS = Path(tempfile.gettempdir()) / "likha-embedding"
 STALE_SECONDS = 3600  # other keys' virtualenvs unused this long are removed when a new one is built
 
@@ -197,21 +203,32 @@ def secret_key(venv: Venv, cwd: Path) -> str:
     return result.stdout
 
 
+def postgres_url(environ: Mapping[str, str]) -> str:
+    """The PostgreSQL server the host ERP runs on: ``DATABASE_URL`` when it names one (the PostgreSQL pass), else
+    ``TEST_DATABASE_URL`` (the Makefile exports it to both passes), else the Makefile's default."""
+    for name in ("DATABASE_URL", "TEST_DATABASE_URL"):
+        if urlparse(environ.get(name, "")).scheme in POSTGRES_SCHEMES:
+            return environ[name]
+    return DEFAULT_POSTGRES_URL
+
+
 @dataclass
 class Database:
-    """A PostgreSQL database of its own (DATABASE_URL's server when set, else postgres@127.0.0.1:5432)."""
+    """A PostgreSQL database of its own, on the server of ``postgres_url()``."""
 
     server: str
     name: str = field(default_factory=lambda: f"likha_embedding_{uuid.uuid4().hex[:12]}")
 
     @classmethod
-    def create(cls) -> Database:
+    def create(cls, environ: Mapping[str, str] = os.environ) -> Database:
+        """A new database; a test failure that says what to do when the server cannot be reached."""
         import psycopg
 
-        parsed = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres")
-        if parsed.scheme not in ("postgres", "postgresql"):
-            parsed = urlparse("postgres://postgres@127.0.0.1:5432/postgres")
-        database = cls(parsed._replace(path="/postgres").geturl())
+        url = postgres_url(environ)
+        problem = unreachable(url)
+        if problem is not None:
+            pytest.fail(f"The embedding test runs its host ERP on PostgreSQL. {problem}", pytrace=False)
+        database = cls(urlparse(url)._replace(path="/postgres").geturl())
         with psycopg.connect(database.server, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database.name}"')
         return database
@@ -244,9 +261,10 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    log_name: str = "server.log"  # in the project directory
 
     def start(self) -> Server:
-        self.log_path = self.project / "server.log"
+        self.log_path = self.project / self.log_name
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command("serve", port=self.port), cwd=self.project, env=self.env, stdout=log, stderr=subprocess.STDOUT

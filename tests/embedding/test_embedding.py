@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.embedding.conftest import BOSS, CLERK, Host
-from tests.embedding.host import OUTPUTS, Venv, run
+from tests.embedding.host import OUTPUTS, Server, Venv, run
 from tests.likha_realtime.http.test_server_info import PUBLIC_SHAPE
 from tests.live.client import JsonSocket
 from tests.support import write_until_seen
@@ -60,6 +60,31 @@ def test_the_documented_commands_set_the_project_up(host: Host) -> None:
 def test_the_server_starts_without_configuration_warnings(host: Host) -> None:
     # likha-daphne runs the deployment checks at start (channel layer, DEBUG, signing key, Public group).
     assert "configuration warning" not in host.server.log()
+
+
+# Another settings module of the host: erp.settings with 5-minute access tokens (erp.settings says 15).
+OTHER_SETTINGS = """\
+from datetime import timedelta
+
+from erp.settings import *  # noqa: F403
+
+SIMPLE_JWT = {**SIMPLE_JWT, "ACCESS_TOKEN_LIFETIME": timedelta(minutes=5)}  # noqa: F405
+"""
+
+
+def test_likha_daphne_serves_the_settings_module_the_caller_names(host: Host) -> None:
+    """erp/asgi.py defaults DJANGO_SETTINGS_MODULE to erp.settings (``setdefault``); the installed console script,
+    given another module in the environment, serves that one."""
+    (host.project / "erp" / "settings_short_tokens.py").write_text(OTHER_SETTINGS)
+    env = {**host.env, "DJANGO_SETTINGS_MODULE": "erp.settings_short_tokens"}
+    server = Server(host.venv, host.project, env, log_name="server-short-tokens.log").start()
+    try:
+        response = server.request("POST", "/auth/login", {"username": CLERK["username"], "password": CLERK["password"]})
+        assert response.status == 200, response.body
+        assert response.body["data"]["expires"] == 5 * 60 * 1000
+    finally:
+        server.stop()
+    assert login(host, CLERK)["expires"] == 15 * 60 * 1000  # the documented server: erp.settings
 
 
 def test_a_plain_pip_install_brings_everything_the_guide_uses(host_venv: Venv) -> None:

@@ -11,9 +11,10 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
 
-from erp_demo.models import Customer, Product, SalesOrder
+from erp_demo.models import Customer, Product, SalesOrder, SeededUser
 
 pytestmark = pytest.mark.django_db
 
@@ -225,17 +226,77 @@ def test_rerun_with_reset_restores_demo_passwords_flags_and_permissions() -> Non
     assert user_model.objects.count() == 2
 
 
-def test_a_database_with_other_users_is_refused_and_left_untouched() -> None:
-    from django.core.management.base import CommandError
+REFUSED = (
+    "This database holds {} user(s) that seed_demo did not create, so it is not a demo database; nothing was "
+    "changed. Point DATABASE_URL (or SQLITE_PATH) at a new database, or pass --allow-other-users (make run: "
+    "SEED_ARGS=--allow-other-users), which still changes none of those users. (A demo database seeded before "
+    "seed_demo kept this record counts too.)"
+)
 
+
+def refused(*args: str) -> str:
+    with pytest.raises(CommandError) as refusal:
+        seed(*args)
+    return str(refusal.value)
+
+
+def test_a_database_with_other_users_is_refused_and_left_untouched() -> None:
     get_user_model().objects.create_user("cfo@erp.example", "their-own-password")
 
-    with pytest.raises(CommandError, match=r"holds 1 user\(s\) besides the demo logins.*--allow-other-users"):
-        seed()
+    assert refused() == REFUSED.format(1)
 
     assert (Product.objects.count(), Group.objects.count(), get_user_model().objects.count()) == (0, 0, 1)
     seed("--allow-other-users")
     assert (Product.objects.count(), get_user_model().objects.count()) == (30, 3)
+
+
+def foreign_admin() -> None:
+    """A real ERP's database whose only user happens to be admin@example.com, with its own password."""
+    get_user_model().objects.create_superuser("admin@example.com", "the-erps-own-password")
+
+
+def test_a_database_whose_only_user_has_a_demo_email_is_refused() -> None:
+    foreign_admin()
+    before = snapshot()
+
+    assert refused() == REFUSED.format(1)
+    assert refused("--reset") == REFUSED.format(1)
+
+    assert snapshot() == before
+    assert SeededUser.objects.count() == 0
+
+
+def test_allowed_other_users_are_never_changed_even_with_reset() -> None:
+    foreign_admin()
+    admin_before = list(get_user_model().objects.filter(email="admin@example.com").values())
+
+    output = seed("--allow-other-users", "--reset")
+
+    assert list(get_user_model().objects.filter(email="admin@example.com").values()) == admin_before
+    assert authenticate(email="admin@example.com", password="admin-password") is None
+    assert "Login (superuser): admin@example.com is a user seed_demo did not create: left as it is" in output
+    assert "admin-password" not in output
+    assert "Login (Editors group): editor@example.com / editor-password" in output  # created, so its own
+    assert list(SeededUser.objects.values_list("user__email", flat=True)) == ["editor@example.com"]
+    assert refused() == REFUSED.format(1)  # the admin is still not seed_demo's
+
+
+def test_seed_demo_records_the_users_it_creates_and_accepts_its_own_database_again() -> None:
+    seed()
+    seeded = sorted(SeededUser.objects.values_list("user__email", flat=True))
+    assert seeded == ["admin@example.com", "editor@example.com"]
+
+    assert "Created this run: 0 products" in seed("--reset")
+
+
+def test_a_user_recreated_with_a_demo_email_is_not_taken_for_the_demos() -> None:
+    seed()
+    user_model = get_user_model()
+    user_model.objects.get(email="admin@example.com").delete()  # its record goes with it
+    user_model.objects.create_superuser("admin@example.com", "someone-elses-password")
+
+    assert refused() == REFUSED.format(1)
+    assert authenticate(email="admin@example.com", password="someone-elses-password") is not None
 
 
 def test_rerun_keeps_edits_to_demo_rows_and_recreates_deleted_ones() -> None:

@@ -63,6 +63,20 @@ def test_an_unmigrated_database_is_told_to_migrate_first(tmp_path: Path) -> None
     )
 
 
+def test_a_database_without_seed_demos_record_is_told_to_migrate_first(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite3"
+    assert manage(database, "migrate", "--noinput").returncode == 0
+    assert manage(database, "migrate", "erp_demo", "0001", "--noinput").returncode == 0  # as before the record
+
+    seeded = manage(database, "seed_demo")
+
+    assert seeded.returncode == 1
+    assert seeded.stderr.strip().splitlines()[-1] == (
+        "CommandError: The database has no table erp_demo_seededuser: run `manage.py migrate` first."
+    )
+    assert rows(database, "erp_demo_product") == rows(database, "erp_demo_user") == 0
+
+
 def test_a_database_of_the_old_demo_is_refused_with_what_to_do_and_left_untouched(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
     assert manage(database, "migrate", "--noinput").returncode == 0

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
 from erp_demo.management.commands import seed_demo
-from erp_demo.models import User
+from erp_demo.models import SeededUser, User
 from realtime_auth import tokens
 from tests.likha_realtime.support import Roles, open_socket
 
@@ -44,8 +44,11 @@ def roles() -> Roles:
 
     editors = group(seed_demo.EDITORS_GROUP, seed_demo.EDITORS_PERMISSIONS)
     group(seed_demo.PUBLIC_GROUP, seed_demo.PUBLIC_PERMISSIONS)
-    User.objects.create_superuser(seed_demo.ADMIN_EMAIL, seed_demo.ADMIN_PASSWORD, is_staff=True)
-    User.objects.create_user(seed_demo.EDITOR_EMAIL, seed_demo.EDITOR_PASSWORD, is_staff=True).groups.add(editors)
+    admin = User.objects.create_superuser(seed_demo.ADMIN_EMAIL, seed_demo.ADMIN_PASSWORD, is_staff=True)
+    editor = User.objects.create_user(seed_demo.EDITOR_EMAIL, seed_demo.EDITOR_PASSWORD, is_staff=True)
+    editor.groups.add(editors)
+    # Recorded as seed_demo records the users it creates: a later seed_demo (``seeded``) takes them for its own.
+    SeededUser.objects.bulk_create([SeededUser(user=admin), SeededUser(user=editor)])
     return _tokens()
 
 

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 from websockets.sync.client import connect
 
-from likha_realtime.server import run_system_checks
+from likha_realtime.server import DJANGO_KEY_CHECKS, run_system_checks
 from tests.likha_realtime.test_server import (
     CLIENT_TIMEOUT,
     HOST,
@@ -83,7 +83,53 @@ def test_warnings_are_printed_once_each_with_their_fix() -> None:
     (in_memory,) = [line for line in lines if "likha_realtime.W002" in line]
     assert in_memory.startswith("configuration warning: CHANNEL_LAYERS['default'] is the in-memory layer: ")
     assert "(likha_realtime.W002: Fine for one server process. With several processes" in in_memory
-    assert not [line for line in lines if "security.W0" in line]  # Django's own --deploy checks are not ours to run
+    # Of Django's own --deploy checks (SSL redirect, HSTS, secure cookies: the proxy's business) only the SECRET_KEY
+    # ones run, and the test settings' key passes them.
+    assert not [line for line in lines if "security.W0" in line]
+
+
+# Django's security.W009 as it prints it (SECRET_KEY_FALLBACKS: security.W025, the same text for that setting).
+WEAK_SECRET_KEY = (
+    "configuration warning: Your {} has less than 50 characters, less than 5 unique characters, or it's prefixed "
+    "with 'django-insecure-' indicating that it was generated automatically by Django. Please generate a long and "
+    "random value, otherwise many of Django's security-critical features will be vulnerable to attack. ({})"
+)
+DEVELOPMENT_KEY = "django-insecure-" + "k3y-0f-a-fr35h-5tartpr0ject-w1th-50-rand0m-charact3r5"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "secret_key", [DEVELOPMENT_KEY, "hunter2hunter2", "a" * 64], ids=["development key", "short", "one character"]
+)
+def test_a_weak_secret_key_is_flagged_when_the_jwts_have_a_strong_key_of_their_own(secret_key: str) -> None:
+    from django.conf import settings
+
+    from realtime_auth.checks import check_signing_key
+
+    strong = override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "SIGNING_KEY": "S" + "x9Lq2" * 10})
+    with strong, override_settings(SECRET_KEY=secret_key):
+        assert check_signing_key() == []  # the JWTs' own key is strong: realtime_auth.E003/W002 say nothing
+        lines = printed(CHANNEL_LAYERS=IN_MEMORY)
+    assert [line for line in lines if "security." in line] == [WEAK_SECRET_KEY.format("SECRET_KEY", "security.W009")]
+
+
+@pytest.mark.django_db
+def test_a_weak_secret_key_fallback_is_flagged() -> None:
+    lines = printed(CHANNEL_LAYERS=IN_MEMORY, SECRET_KEY_FALLBACKS=["x9Lq2" * 12, DEVELOPMENT_KEY])
+    flagged = [line for line in lines if "security." in line]
+    assert flagged == [WEAK_SECRET_KEY.format("SECRET_KEY_FALLBACKS[1]", "security.W025")]
+
+
+def test_the_configuration_document_lists_the_django_checks_the_server_runs() -> None:
+    text = (ROOT / "docs" / "CONFIGURATION.md").read_text()
+    for check in sorted(DJANGO_KEY_CHECKS):
+        assert text.count(f"| `{check}` (Django's) | warning | deploy |") == 1, check
+
+
+@pytest.mark.django_db
+def test_a_silenced_secret_key_check_is_not_printed() -> None:
+    lines = printed(CHANNEL_LAYERS=IN_MEMORY, SECRET_KEY=DEVELOPMENT_KEY, SILENCED_SYSTEM_CHECKS=["security.W009"])
+    assert [line for line in lines if "security." in line] == []
 
 
 @pytest.mark.django_db
@@ -139,15 +185,23 @@ def started(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningS
         stop(process)
 
 
-WARNED = (SERVER, "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'}}\nDEBUG = True\n")
+# The demo's settings keep the JWT signing key they computed (JWT_SIGNING_KEY or the original SECRET_KEY): the
+# development SECRET_KEY set after them is Django's alone.
+WARNED = (
+    SERVER,
+    "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'}}\nDEBUG = True\n"
+    f"SECRET_KEY = {DEVELOPMENT_KEY!r}\n",
+)
 PLAIN_DAPHNE = ([sys.executable, "-m", "daphne"], "del CHANNEL_LAYERS\n")
 
 
-@pytest.mark.parametrize("started", [WARNED], indirect=True, ids=["in-memory layer, DEBUG"])
+@pytest.mark.parametrize("started", [WARNED], indirect=True, ids=["in-memory layer, DEBUG, SECRET_KEY"])
 def test_the_server_prints_each_warning_once_and_serves(started: RunningServer) -> None:
     text = started.log.read_text()
     for check in ("likha_realtime.W002", "likha_realtime.W003"):
         assert text.count(f"({check}: ") == 1, text
+    assert text.count(WEAK_SECRET_KEY.format("SECRET_KEY", "security.W009") + "\n") == 1, text
+    assert "realtime_auth.W002" not in text and "realtime_auth.E003" not in text  # the JWTs' key is another
     assert "configuration error" not in text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ import pytest
 from tests.live.client import JsonSocket
 from tests.live.conftest import ADMIN, EDITOR, StartServer
 from tests.live.harness import DaphneProcess
+from tests.support import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +86,30 @@ def test_an_editor_is_refused_with_4403(pair: tuple[DaphneProcess, DaphneProcess
             "error": {"code": "AUTH_FAILED", "message": "Unauthorized access."},
         }
         assert ws.closed_with() == (4403, "Forbidden")
+
+
+def test_an_accepted_strict_socket_never_logs_its_url_token(start_server: StartServer) -> None:
+    """A strict-mode socket opened with ``?access_token=…`` and used: no line of the server's output (daphne's access
+    log and every logger of ours, at debug) and no line streamed to the logs socket carries the token."""
+    server = start_server(WEBSOCKETS_REST_AUTH="strict", LOG_LEVEL="debug", WEBSOCKETS_LOGS_LEVEL="debug")
+    admin = server.login(*ADMIN)["access_token"]
+    token = server.login(*EDITOR)["access_token"]
+    seen: list[dict[str, Any]] = []
+    with JsonSocket(server.ws_url("/websockets/logs", access_token=admin)) as logs:
+        assert logs.request({"type": "subscribe", "log_level": "debug"})["event"] == "subscribe"
+        with JsonSocket(server.ws_url("/websockets", access_token=token)) as ws:  # accepted: the token is good
+            assert ws.request({"type": "ping", "uid": "s"}) == {"type": "pong", "uid": "s"}
+            init = ws.request({"type": "subscribe", "collection": "products", "query": {"limit": 1}, "uid": "p"})
+            assert (init["type"], init["event"], init["uid"]) == ("subscription", "init", "p")
+        # daphne writes the closed socket's access line; a request after it marks the end of the stream's lines.
+        wait_until(lambda: '"WSDISCONNECT /websockets"' in server.log(), 10, "no WSDISCONNECT line for the socket")
+        assert get(server, "/server/info?after=strict-socket") == 200
+        wait_for_line(logs, "GET /server/info 200 ", seen, timeout=10)
+    output = server.log()
+    for line in ('"WSCONNECTING /websockets"', '"WSCONNECT /websockets"', '"WSDISCONNECT /websockets"'):
+        assert output.count(line) == 1, output  # the strict socket's own access lines
+    streamed = repr(seen)
+    for secret in (token, admin, *token.split(".")[1:], *admin.split(".")[1:]):  # the payloads and signatures
+        assert secret not in output
+        assert secret not in streamed
+    assert set(re.findall(r"access_token=([^&\s\"']*)", output + streamed)) <= {"[REDACTED]"}

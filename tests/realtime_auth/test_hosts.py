@@ -1,9 +1,9 @@
 """realtime_auth with the host's user model: Django's ``auth.User``, an ``AbstractUser``, a bare ``AbstractBaseUser``
-(no ``PermissionsMixin``), and a host authentication backend.
+(no ``PermissionsMixin``) with a login name or with ``USERNAME_FIELD = "email"``, and a host authentication backend.
 
 ``AUTH_USER_MODEL`` cannot change inside one process, so each host (``hosts/settings_*.py``) runs
 ``hosts/probe.py`` in a process of its own on a new SQLite file: system checks, migrate, users, HTTP and socket
-logins, revocation by the host model's signals. The four processes start together (module fixture) and each test
+logins, revocation by the host model's signals. The five processes start together (module fixture) and each test
 asserts one host's report exactly. The demo's own model (``AbstractBaseUser`` + ``PermissionsMixin``,
 ``USERNAME_FIELD = "email"``) is the main suite's.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HOSTS = ("auth_user", "abstract_user", "base_user", "backend")
+HOSTS = ("auth_user", "abstract_user", "base_user", "email_user", "backend")
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,42 @@ def test_a_host_user_model_passes_checks_migrates_and_logs_in_by_email_or_userna
     # The login throttle counts a user's email and username as one account (any case), an unknown email apart.
     assert report["throttle_accounts"] == [
         ["email=ANN@example.com", f"{name}=ann", f"{name}=Ann"],
+        ["email=nobody@example.com"],
+    ]
+
+
+def test_a_host_model_that_logs_in_by_email_without_permissions_mixin(probes: dict[str, subprocess.Popen[str]]) -> None:
+    """``AbstractBaseUser`` with ``USERNAME_FIELD = "email"`` and no ``PermissionsMixin``: ``email`` is the one login
+    key, handed to ``authenticate()`` as given (Django's backend matches it as stored)."""
+    report = report_of(probes, "email_user")
+
+    assert report["model"] == "emails.EmailAccount"
+    assert (report["check_errors"], report["missing_migrations"]) == ([], "")
+    assert report["login_fields"] == ["email"]
+    assert report["http"] == {
+        "email": tokens("ann@example.com"),
+        "email_other_case": refused(),
+        "email_wrong_password": refused(),
+        "unknown_email": refused(),
+        "username": invalid("email: This field is required."),
+        "neither": invalid("email: This field is required."),
+        "email_too_long": invalid("email: Ensure this field has no more than 254 characters."),
+        "email_with_nul": invalid("email: Null characters are not allowed."),
+        "email_not_a_string": invalid("email: Not a valid string."),
+        "inactive": refused(),
+    }
+    handshake_failed = {"code": "AUTH_FAILED", "message": "Authentication handshake failed."}
+    assert report["socket"] == {
+        "access_token": {"type": "auth", "status": "ok"},
+        "email": {"type": "auth", "status": "ok", "refresh_token": "<refresh:ann@example.com>", "uid": "e"},
+        "wrong_password": {"type": "auth", "status": "error", "error": handshake_failed, "uid": 2},
+        "username": {"type": "auth", "status": "error", "error": handshake_failed, "uid": 3},
+    }
+    assert report["socket_after_password_change"] == TOKEN_EXPIRED
+    assert report["http_backend_calls"] == report["socket_backend_calls"] == []
+    # One account whatever the case (the throttle counts what authenticate() gets, case-folded).
+    assert report["throttle_accounts"] == [
+        ["email=ANN@example.com", "email=ann@example.com"],
         ["email=nobody@example.com"],
     ]
 

@@ -6,8 +6,10 @@ leaves existing rows, including any edits made to them, untouched. The two demo 
 created when missing and otherwise left as they are: ``--reset`` resets them to the documented state
 (password, active, flags, group membership and group permissions).
 
-Safe by default: a database holding users other than the two demo logins is not a demo database (``DATABASE_URL``
-may point at a real ERP), so the command refuses to touch it unless ``--allow-other-users`` is given.
+Safe by default: the command records each user it creates (``erp_demo.SeededUser``, tied to the user row), and a
+database holding any user it did not create is not a demo database (``DATABASE_URL`` may point at a real ERP, whose
+admin may well be ``admin@example.com``), so it refuses to touch it unless ``--allow-other-users`` is given. Even then
+it never changes a user it did not create, ``--reset`` included.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, router, transaction
 from django.db.models import Count
 
-from erp_demo.models import Customer, Product, SalesOrder
+from erp_demo.models import Customer, Product, SalesOrder, SeededUser
 
 if TYPE_CHECKING:
     from erp_demo.models import User
@@ -121,20 +123,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        _require_user_table()
-        others = get_user_model()._default_manager.exclude(email__in=[ADMIN_EMAIL, EDITOR_EMAIL]).count()
-        if others and not options["allow_other_users"]:
-            raise CommandError(
-                f"This database holds {others} user(s) besides the demo logins, so it is not a demo database; "
-                "nothing was changed. Point DATABASE_URL at a demo database, or pass --allow-other-users "
-                "(make run: SEED_ARGS=--allow-other-users)."
-            )
+        _require_tables()
         reset = bool(options["reset"])
         with transaction.atomic():
+            others = _users_not_seeded().count()
+            if others and not options["allow_other_users"]:
+                raise CommandError(
+                    f"This database holds {others} user(s) that seed_demo did not create, so it is not a demo "
+                    "database; nothing was changed. Point DATABASE_URL (or SQLITE_PATH) at a new database, or pass "
+                    "--allow-other-users (make run: SEED_ARGS=--allow-other-users), which still changes none of "
+                    "those users. (A demo database seeded before seed_demo kept this record counts too.)"
+                )
             created = self._seed_data()
             editors, public = self._seed_groups(reset)
-            self._seed_users(editors, reset)
-        self._summarize(created, editors, public)
+            others_logins = self._seed_users(editors, reset)
+        self._summarize(created, editors, public, others_logins)
 
     def _seed_data(self) -> dict[str, int]:
         created = {"products": 0, "customers": 0, "orders": 0}
@@ -166,14 +169,17 @@ class Command(BaseCommand):
             public.permissions.set(_permissions(PUBLIC_PERMISSIONS))
         return editors, public
 
-    def _seed_users(self, editors: Group, reset: bool) -> None:
-        _ensure_user(ADMIN_EMAIL, ADMIN_PASSWORD, is_staff=True, is_superuser=True, reset=reset)
-        editor, created = _ensure_user(EDITOR_EMAIL, EDITOR_PASSWORD, is_staff=True, is_superuser=False, reset=reset)
-        if created or reset:
+    def _seed_users(self, editors: Group, reset: bool) -> set[str]:
+        """Create (or with ``reset`` restore) the demo logins; the emails of those held by users it did not create,
+        which it leaves as they are."""
+        _, admin = _ensure_user(ADMIN_EMAIL, ADMIN_PASSWORD, is_staff=True, is_superuser=True, reset=reset)
+        editor, state = _ensure_user(EDITOR_EMAIL, EDITOR_PASSWORD, is_staff=True, is_superuser=False, reset=reset)
+        if state == "created" or (state == "ours" and reset):
             editor.groups.set([editors])
             editor.user_permissions.clear()
+        return {email for email, found in ((ADMIN_EMAIL, admin), (EDITOR_EMAIL, state)) if found == "other"}
 
-    def _summarize(self, created: dict[str, int], editors: Group, public: Group) -> None:
+    def _summarize(self, created: dict[str, int], editors: Group, public: Group, others_logins: set[str]) -> None:
         def by_status(model: type[Product] | type[SalesOrder]) -> str:
             counts = dict(model.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
             return ", ".join(f"{counts.get(value, 0)} {value}" for value in model.Status.values)
@@ -189,8 +195,12 @@ class Command(BaseCommand):
         for group in (editors, public):
             codenames = ", ".join(sorted(group.permissions.values_list("codename", flat=True)))
             write(f"Group {group.name}: {codenames}")
-        write(f"Login (superuser): {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
-        write(f"Login ({EDITORS_GROUP} group): {EDITOR_EMAIL} / {EDITOR_PASSWORD}")
+        for role, email, password in (("superuser", ADMIN_EMAIL, ADMIN_PASSWORD),
+                                      (f"{EDITORS_GROUP} group", EDITOR_EMAIL, EDITOR_PASSWORD)):  # fmt: skip
+            if email in others_logins:
+                write(f"Login ({role}): {email} is a user seed_demo did not create: left as it is")
+            else:
+                write(f"Login ({role}): {email} / {password}")
         write("(Existing demo logins and groups are left as they are; --reset restores them.)")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
 
@@ -199,8 +209,8 @@ class Command(BaseCommand):
 OLD_USER_TABLE = "realtime_auth_user"
 
 
-def _require_user_table() -> None:
-    """A clear error instead of "no such table" when the user model's table is missing.
+def _require_tables() -> None:
+    """A clear error instead of "no such table" when the user model's table, or seed_demo's record, is missing.
 
     A demo database made before the user model moved to erp_demo records every migration as applied (the moved
     model's migrations keep their names), so ``migrate`` has nothing to do and cannot create ``erp_demo_user``.
@@ -210,6 +220,8 @@ def _require_user_table() -> None:
     tables = database.introspection.table_names()
     table = user_model._meta.db_table
     if table in tables:
+        if SeededUser._meta.db_table not in tables:
+            raise CommandError(f"The database has no table {SeededUser._meta.db_table}: run `manage.py migrate` first.")
         return
     if OLD_USER_TABLE not in tables:
         raise CommandError(f"The database has no table {table} for the users: run `manage.py migrate` first.")
@@ -233,15 +245,25 @@ def _permissions(codenames: tuple[str, ...]) -> list[Permission]:
     return found
 
 
-def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: bool, reset: bool) -> tuple[User, bool]:
-    """Create the user; with ``reset``, reset an existing one to the documented password, flags and active state.
-    Returns it and whether it was created."""
+def _users_not_seeded() -> Any:
+    """The users without seed_demo's record: those it did not create."""
+    return get_user_model()._default_manager.exclude(pk__in=SeededUser.objects.values("user"))
+
+
+def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: bool, reset: bool) -> tuple[User, str]:
+    """Create the user (and record it); with ``reset``, reset one it created to the documented password, flags and
+    active state. Returns it and ``"created"``, ``"ours"`` (created by an earlier run) or ``"other"`` (a user it did
+    not create, only there with ``--allow-other-users``: never changed)."""
     user_model = get_user_model()
     user = user_model.objects.filter(email__iexact=email).first()
     if user is None:
-        return user_model.objects.create_user(email, password, is_staff=is_staff, is_superuser=is_superuser), True
+        user = user_model.objects.create_user(email, password, is_staff=is_staff, is_superuser=is_superuser)
+        SeededUser.objects.create(user=user)
+        return user, "created"
+    if not SeededUser.objects.filter(user=user).exists():
+        return user, "other"
     if not reset:
-        return user, False
+        return user, "ours"
     wanted = {"is_active": True, "is_staff": is_staff, "is_superuser": is_superuser}
     changed = [field for field, value in wanted.items() if getattr(user, field) != value]
     for field in changed:
@@ -251,4 +273,4 @@ def _ensure_user(email: str, password: str, *, is_staff: bool, is_superuser: boo
         changed.append("password")
     if changed:
         user.save(update_fields=changed)
-    return user, False
+    return user, "ours"
