@@ -13,7 +13,7 @@ from django.core import checks
 from likha_realtime.conf import ANY_ORIGIN, SOCKET_NAMES, realtime_settings, socket_enabled
 
 REDIS_LAYER_EXAMPLE = (
-    "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.core.RedisChannelLayer', "
+    "CHANNEL_LAYERS = {'default': {'BACKEND': 'likha_realtime.layers.RedisChannelLayer', "
     "'CONFIG': {'hosts': ['redis://127.0.0.1:6379/0']}}}"
 )
 CANNOT_WORK = "the realtime sockets cannot work."
@@ -65,6 +65,28 @@ def check_single_process_layer(app_configs: Any = None, **kwargs: Any) -> list[c
             hint="Fine for one server process. With several processes or machines use Redis: "
             f"{REDIS_LAYER_EXAMPLE} (docs/CONFIGURATION.md, 'Channel layer').",
             id="likha_realtime.W002",
+        )
+    ]
+
+
+def check_upstream_redis_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W006: channels-redis' own layer, which loses a message for any socket of the process (an event for all of
+    them) when a closing socket's receive is cancelled half-way through its read (``likha_realtime.layers``)."""
+    if not sockets_enabled() or channel_layer_problem() is not None:
+        return []
+    from likha_realtime.layers import RedisChannelLayer, UpstreamRedisChannelLayer
+
+    layer = get_channel_layer()
+    if not isinstance(layer, UpstreamRedisChannelLayer) or isinstance(layer, RedisChannelLayer):
+        return []
+    return [
+        checks.Warning(
+            f"CHANNEL_LAYERS[{DEFAULT_CHANNEL_LAYER!r}] is channels-redis' own RedisChannelLayer: when a socket "
+            "closes while its receive is reading Redis for the whole process, the message it has just read is lost, "
+            "whichever socket it was for (an event for every subscriber of the process, or a rights change).",
+            hint="Use 'BACKEND': 'likha_realtime.layers.RedisChannelLayer' (the same CONFIG; docs/CONFIGURATION.md, "
+            "'Channel layer').",
+            id="likha_realtime.W006",
         )
     ]
 
@@ -153,6 +175,7 @@ def register() -> None:
     (``likha_realtime.server``)."""
     checks.register(check_channel_layer)
     checks.register(check_single_process_layer, deploy=True)
+    checks.register(check_upstream_redis_layer)
     checks.register(check_debug, checks.Tags.security, deploy=True)
     checks.register(check_any_origin, checks.Tags.security, deploy=True)
     checks.register(check_database_connections, deploy=True)

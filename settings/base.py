@@ -124,7 +124,7 @@ if _redis_url and not _redis_url.startswith(("redis://", "rediss://", "unix://")
 if _redis_url:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "likha_realtime.layers.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8's default asyncio pool (100) overflows under connect storms, and its default
                 # socket_timeout (5 s) equals channels-redis' BZPOPMIN timeout (5 s), so idle receives fail at

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "likha_realtime.limits",
         "likha_realtime.oversize",
         "likha_realtime.faults",
+        "likha_realtime.layers",
     ),
     ("likha_realtime.query",),
     ("likha_realtime.access",),

@@ -340,14 +340,15 @@ def test_collections_setting_snippet_loads_the_demo_models_and_rules() -> None:
 
 def test_deployment_sentinel_settings_build_a_sentinel_channel_layer() -> None:
     """docs/DEPLOYMENT.md's CHANNEL_LAYERS for Redis Sentinel is a shape the pinned channels-redis accepts."""
-    from channels_redis.core import RedisChannelLayer
     from channels_redis.utils import create_pool
     from redis.asyncio.sentinel import SentinelConnectionPool
+
+    from likha_realtime.layers import RedisChannelLayer
 
     namespace: dict[str, Any] = {}
     exec(compile(snippet("sentinel", document=DEPLOYMENT), "DEPLOYMENT.md (sentinel)", "exec"), namespace)
     layer = namespace["CHANNEL_LAYERS"]["default"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["BACKEND"] == "likha_realtime.layers.RedisChannelLayer"
     RedisChannelLayer(**layer["CONFIG"])  # accepts every key (connects only when used)
     (host,) = layer["CONFIG"]["hosts"]
     pool = create_pool(host)  # what channels-redis builds for the entry

@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 
 from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limit
+from likha_realtime.layers import RedisChannelLayer
 from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
 from likha_realtime.node import receive_surviving
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
@@ -83,9 +84,14 @@ class RealtimeSocket(RealtimeAuthMixin):
         not catch ``CancelledError``): an empty queue left per such connection, for the life of the process
         (the receive_buffer leak of django/channels#1703, django/daphne#373). Nothing reads this channel any more
         (the consumer's receives were cancelled and awaited): its buffer goes."""
-        buffers = getattr(getattr(self, "channel_layer", None), "receive_buffer", None)
+        layer = getattr(self, "channel_layer", None)
+        buffers = getattr(layer, "receive_buffer", None)
         name = getattr(self, "channel_name", None)
-        if isinstance(buffers, dict) and name is not None:
+        if name is None:
+            return
+        if isinstance(layer, RedisChannelLayer):  # and a message a cancelled read hands over later is dropped
+            layer.forget(name)
+        elif isinstance(buffers, dict):
             buffers.pop(name, None)
 
     def release(self) -> None:

@@ -20,6 +20,7 @@ from likha_realtime.checks import (
     check_database_connections,
     check_debug,
     check_single_process_layer,
+    check_upstream_redis_layer,
     persistent_connection_warnings,
 )
 from likha_realtime.routing import (
@@ -33,6 +34,9 @@ from tests.likha_realtime.support import realtime
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 REDIS = {
+    "default": {"BACKEND": "likha_realtime.layers.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+}
+UPSTREAM_REDIS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
 }
 MISSING = "CHANNEL_LAYERS has no 'default' channel layer: the realtime sockets cannot work."
@@ -66,7 +70,7 @@ def test_no_channel_layers_setting_is_an_error_naming_the_fix() -> None:
         MISSING,
         CHANNEL_LAYER_HINT,
     )
-    assert "channels_redis.core.RedisChannelLayer" in CHANNEL_LAYER_HINT and "redis://" in CHANNEL_LAYER_HINT
+    assert "likha_realtime.layers.RedisChannelLayer" in CHANNEL_LAYER_HINT and "redis://" in CHANNEL_LAYER_HINT
     assert "likha_realtime.E003" in ids(checks.run_checks())  # registered, without --deploy
 
 
@@ -122,7 +126,7 @@ def test_the_in_memory_layer_is_a_deployment_warning() -> None:
             "only the sockets of the server process where they happen."
         )
         assert warning.hint is not None and warning.hint.startswith("Fine for one server process. With several")
-        assert "channels_redis.core.RedisChannelLayer" in warning.hint
+        assert "likha_realtime.layers.RedisChannelLayer" in warning.hint
         assert "likha_realtime.W002" in ids(checks.run_checks(include_deployment_checks=True))
         assert "likha_realtime.W002" not in ids(checks.run_checks())
 
@@ -132,6 +136,26 @@ def test_a_redis_layer_or_none_gives_no_in_memory_warning() -> None:
         assert check_single_process_layer() == []
     with override_settings(CHANNEL_LAYERS={}):
         assert check_single_process_layer() == []  # E003 says it
+
+
+# -- W006: channels-redis' own layer -----------------------------------------------------------------------------
+
+
+def test_channels_redis_own_layer_is_a_warning_naming_ours() -> None:
+    with override_settings(CHANNEL_LAYERS=UPSTREAM_REDIS):
+        (warning,) = check_upstream_redis_layer()
+        assert (warning.level, warning.id) == (checks.WARNING, "likha_realtime.W006")
+        assert warning.msg.startswith("CHANNEL_LAYERS['default'] is channels-redis' own RedisChannelLayer: ")
+        assert warning.hint == (
+            "Use 'BACKEND': 'likha_realtime.layers.RedisChannelLayer' (the same CONFIG; docs/CONFIGURATION.md, "
+            "'Channel layer')."
+        )
+        assert "likha_realtime.W006" in ids(checks.run_checks())  # a plain check, not only --deploy
+    for layers in (REDIS, IN_MEMORY, {}):
+        with override_settings(CHANNEL_LAYERS=layers):
+            assert check_upstream_redis_layer() == []
+    with override_settings(CHANNEL_LAYERS=UPSTREAM_REDIS), realtime(ENABLED=False):
+        assert check_upstream_redis_layer() == []
 
 
 # -- W003: DEBUG (deploy) ----------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_an_error_stops_the_server_with_the_fix_in_one_message() -> None:
     assert str(stopped.value).startswith(
         "CHANNEL_LAYERS has no 'default' channel layer: the realtime sockets cannot work. (likha_realtime.E003: "
         "Configure a channel layer, e.g. CHANNEL_LAYERS = {'default': {'BACKEND': "
-        "'channels_redis.core.RedisChannelLayer'"
+        "'likha_realtime.layers.RedisChannelLayer'"
     )
 
 

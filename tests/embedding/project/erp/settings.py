@@ -83,7 +83,7 @@ STATIC_URL = "static/"
 # Events, logouts and rights changes cross server processes through Redis (channels-redis).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "likha_realtime.layers.RedisChannelLayer",
         "CONFIG": {
             "hosts": [
                 {

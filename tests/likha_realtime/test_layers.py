@@ -1,0 +1,117 @@
+"""``likha_realtime.layers.RedisChannelLayer`` on a real Redis: a receive cancelled while it reads Redis for the
+whole process (a socket closing) loses no other channel's message; channels-redis' own layer does (the contract
+test below fails once it no longer does: the subclass can then go)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels_redis.core import RedisChannelLayer as UpstreamRedisChannelLayer
+
+from likha_realtime.layers import RedisChannelLayer
+from tests.live.harness import RedisServer
+from tests.support import wait_until_async
+
+WAIT = 30.0  # a bound for a loaded machine, never a pace
+
+
+class HeldBackup:
+    """Redis connections whose ``ZADD`` (the backup copy after ``BZPOPMIN`` has popped a message) waits for
+    ``release``: the moment in which a cancelled receive loses what it popped."""
+
+    def __init__(self, layer: Any) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        connection = layer.connection
+
+        def held(index: int) -> Any:
+            return _Held(connection(index), self)
+
+        layer.connection = held
+        self.backup_suffix = layer._backup_channel_name("")
+
+    def backup(self, key: Any) -> bool:
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        return name.endswith(self.backup_suffix)
+
+
+class _Held:
+    def __init__(self, inner: Any, hold: HeldBackup) -> None:
+        self._inner = inner
+        self._hold = hold
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def zadd(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._hold.backup(key):  # not a send's ZADD: the copy of what a receive popped
+            self._hold.entered.set()
+            await self._hold.release.wait()
+        return await self._inner.zadd(key, *args, **kwargs)
+
+
+def layer_config(redis_server: RedisServer) -> dict[str, Any]:
+    """As settings.base configures it: a read timeout above channels-redis' 5 s BZPOPMIN (redis/redis-py#4091)."""
+    hosts = [{"address": redis_server.url, "socket_timeout": 15}]
+    return {"hosts": hosts, "prefix": f"test-layers-{uuid.uuid4().hex}"}
+
+
+def reading_for_all(layer: Any) -> bool:
+    """A receive holds the layer's receive lock: it reads Redis for every channel of the process."""
+    return layer.receive_lock is not None and layer.receive_lock.locked()
+
+
+@pytest.fixture(params=[RedisChannelLayer, UpstreamRedisChannelLayer], ids=["ours", "upstream"])
+async def layer(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Any]:
+    layer = request.param(**layer_config(redis_server))
+    yield layer
+    await layer.flush()
+
+
+async def test_a_cancelled_receive_hands_the_message_it_popped_to_its_channel(layer: Any) -> None:
+    closing, process = await layer.new_channel(), await layer.new_channel()
+    hold = HeldBackup(layer)
+    closing_receive = asyncio.ensure_future(layer.receive(closing))
+    await wait_until_async(lambda: reading_for_all(layer), WAIT)
+    process_receive = asyncio.ensure_future(layer.receive(process))
+
+    await layer.send(process, {"type": "event", "n": 1})
+    await asyncio.wait_for(hold.entered.wait(), WAIT)  # popped by the closing socket's receive, not backed up yet
+    closing_receive.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing_receive
+    hold.release.set()
+    await layer.send(process, {"type": "event", "n": 2})
+
+    first = await asyncio.wait_for(process_receive, WAIT)
+    if isinstance(layer, RedisChannelLayer):
+        assert first == {"type": "event", "n": 1}
+        assert await asyncio.wait_for(layer.receive(process), WAIT) == {"type": "event", "n": 2}
+    else:  # channels-redis 4.3.0 loses it: the process channel's next message is the second
+        assert first == {"type": "event", "n": 2}
+    await layer.wait_received()
+
+
+async def test_forget_drops_the_buffer_and_a_late_handover(redis_server: RedisServer) -> None:
+    layer = RedisChannelLayer(**layer_config(redis_server))
+    try:
+        closing = await layer.new_channel()
+        hold = HeldBackup(layer)
+        closing_receive = asyncio.ensure_future(layer.receive(closing))
+        await wait_until_async(lambda: reading_for_all(layer), WAIT)
+        await layer.send(closing, {"type": "revoked"})
+        await asyncio.wait_for(hold.entered.wait(), WAIT)
+        closing_receive.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing_receive
+        layer.forget(closing)
+        hold.release.set()
+        await wait_until_async(lambda: layer.orphans_dropped > 0, WAIT)  # the read finishes on its own task
+        assert layer.orphans_dropped == 1
+        assert closing not in layer.receive_buffer
+    finally:
+        await layer.flush()
