@@ -75,8 +75,8 @@ def environment_problem(servers: list[str]) -> str | None:
     for url in servers:
         try:
             status, _ = http(Remote(url), "GET", "/server/info")
-        except OSError as error:
-            return f"{url} does not answer: {error}"
+        except (OSError, ValueError) as error:  # ValueError: an answer that is not JSON (not one of our servers)
+            return f"{url}/server/info does not answer as a server of this project: {error}"
         if status != 200:
             return f"{url}/server/info answered {status}"
     return None
@@ -86,7 +86,7 @@ def connect(servers: list[str]) -> Stage:
     """The stage: both servers, the shell on this environment's database and Redis (as ``make run`` reads them)."""
     database = {name: os.environ[name] for name in ("DATABASE_URL", "SQLITE_PATH") if name in os.environ}
     shell = Shell(LiveDatabase(database), {})
-    a, b = (Remote(url.rstrip("/")) for url in servers)
+    a, b = (Remote(url) for url in servers)
     stage = Stage.connect((a, b), shell)
     nodes = []
     for server in stage.servers:
@@ -100,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", nargs=2, required=True, metavar="URL", help="base URLs of two server processes")
     args = parser.parse_args(argv)
-    problem = environment_problem(args.servers)
+    servers = [url.rstrip("/") for url in args.servers]
+    problem = environment_problem(servers)
     if problem is None:
         try:
-            stage = connect(args.servers)
+            stage = connect(servers)
         except (AssertionError, RuntimeError, OSError) as error:
             problem = str(error)
     if problem is not None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from tests.live.conftest import ADMIN, EDITOR
 from tests.live.rights import (
     Frame,
     Scene,
@@ -35,8 +36,6 @@ from tests.live.rights import (
     wait_for,
 )
 
-ADMIN = ("admin@example.com", "admin-password")
-EDITOR = ("editor@example.com", "editor-password")
 FINANCE = ("finance@example.com", "finance-password")
 Credentials = tuple[str, str]
 
