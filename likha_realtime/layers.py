@@ -11,9 +11,12 @@ socket.
 
 :class:`RedisChannelLayer` lets that read finish instead: the receive's caller is cancelled at once, as before,
 while the pop goes on in its own task and hands its message to the channel it was for (or drops it, counted,
-when that channel's socket has gone: ``forget``). Use it as the ``BACKEND`` (docs/CONFIGURATION.md, "Channel
-layer"); check ``likha_realtime.W006`` names the plain one. tests/likha_realtime/test_layers.py holds both to this,
-and fails once channels-redis no longer loses the message (this subclass can then go).
+when that channel's socket has gone: ``forget``). The receive that then reads for everyone also listens to its own
+channel's buffer, so a message handed over to it is returned at once, not after the next message of the process.
+
+Use it as the ``BACKEND`` (docs/CONFIGURATION.md, "Channel layer"); check ``likha_realtime.W006`` names the plain
+one. tests/likha_realtime/test_layers.py holds both to this, and fails once channels-redis no longer loses the
+message (this subclass can then go).
 """
 
 from __future__ import annotations
@@ -31,33 +34,111 @@ FORGOTTEN_KEPT = 4096  # names of closed sockets' channels remembered, so that a
 
 
 class RedisChannelLayer(UpstreamRedisChannelLayer):
-    """channels-redis' ``RedisChannelLayer`` whose shared read is never cancelled half-way (module docstring)."""
+    """channels-redis' ``RedisChannelLayer`` whose shared read is never cancelled half-way (module docstring).
+
+    ``receive`` of a process-local channel is channels-redis 4.3.0's, with two changes: the receive that reads
+    Redis for the whole process also listens to its own channel's buffer (a message handed over to it by a
+    cancelled read ends its wait, while its own read goes on in its task and hands its message over in turn), and a
+    cancelled receive leaves its read running (``_hand_over``) instead of cancelling it between ``BZPOPMIN`` and
+    the backup ``ZADD``. Plain channels (without ``!``) are channels-redis' own.
+    """
+
+    receive_lock: Any  # channels-redis': an asyncio.Lock while receives are in, else None
+    receive_event_loop: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self.orphans_dropped = 0  # messages read for a channel whose socket had gone
 
-    async def receive_single(self, channel: str) -> Any:
-        if "!" not in channel:  # a plain channel: its own receive, nothing shared to lose
-            return await super().receive_single(channel)
-        read = asyncio.ensure_future(super().receive_single(channel))
+    async def receive(self, channel: str) -> Any:
+        if "!" not in channel:
+            return await super().receive(channel)
+        assert self.require_valid_channel_name(channel)
+        real_channel = self.non_local_name(channel)
+        assert real_channel.endswith(self.client_prefix + "!"), "Wrong client prefix"
+        loop = asyncio.get_running_loop()
+        self.receive_count += 1
         try:
-            return await asyncio.shield(read)
-        except asyncio.CancelledError:
-            read.add_done_callback(self._hand_over)
-            raise
+            if self.receive_count == 1:  # the first receive in: the lock for reading on behalf of all
+                self.receive_lock = asyncio.Lock()
+                self.receive_event_loop = loop
+            elif self.receive_event_loop != loop:
+                raise RuntimeError("Two event loops are trying to receive() on one channel layer at once!")
+            while self.receive_buffer[channel].empty():
+                lock = asyncio.ensure_future(self.receive_lock.acquire())
+                own = asyncio.ensure_future(self.receive_buffer[channel].get())
+                try:
+                    done, _ = await asyncio.wait({lock, own}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    own.cancel()
+                    self._give_up_lock(lock)
+                    self._drop_if_empty(channel)
+                    raise
+                if own in done:  # another receive read it for this channel
+                    self._give_up_lock(lock)
+                    return self._took(channel, own.result())
+                own.cancel()
+                try:
+                    message = await self._read_for_all(real_channel, channel)
+                finally:
+                    self.receive_lock.release()
+                if message is not None:
+                    return self._took(channel, message)
+            return self._took(channel, self.receive_buffer[channel].get_nowait())
+        finally:
+            self.receive_count -= 1
+            if self.receive_count == 0:
+                self.receive_lock = None
+                self.receive_event_loop = None
 
-    def _hand_over(self, read: asyncio.Future[Any]) -> None:
-        """A read whose receive was cancelled: its message goes to the buffer of the channel it was for."""
-        if read.cancelled() or read.exception() is not None:
-            return  # nothing was popped, or the pop failed: the message (if any) is in the backup list
-        message_channel, message = read.result()
+    async def _read_for_all(self, real_channel: str, channel: str) -> Any:
+        """Holding the lock: read the next message of the process into its channel's buffer; return early with a
+        message handed over to ``channel`` meanwhile (the read then goes on by itself)."""
+        read = asyncio.ensure_future(self.receive_single(real_channel))
+        own = asyncio.ensure_future(self.receive_buffer[channel].get())
+        try:
+            done, _ = await asyncio.wait({read, own}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            own.cancel()
+            read.add_done_callback(self._hand_over)
+            self._drop_if_empty(channel)
+            raise
+        if own in done:
+            read.add_done_callback(self._hand_over)  # at once when it is done already
+            return own.result()
+        own.cancel()
+        self._buffer(*read.result())  # raises what the read raised (Redis down): the caller sees it, as upstream
+        return None
+
+    def _give_up_lock(self, lock: asyncio.Future[Any]) -> None:
+        """A lock acquisition no longer wanted: cancelled, or released when it was granted meanwhile."""
+        if not lock.cancel() and not lock.cancelled() and lock.exception() is None and self.receive_lock is not None:
+            self.receive_lock.release()
+
+    def _took(self, channel: str, message: Any) -> Any:
+        self._drop_if_empty(channel)
+        return message
+
+    def _drop_if_empty(self, channel: str) -> None:
+        """No empty buffer is kept for a channel nobody waits on (channels-redis deletes it too)."""
+        buffer = self.receive_buffer.get(channel)
+        if buffer is not None and buffer.empty():
+            del self.receive_buffer[channel]
+
+    def _buffer(self, message_channel: str | list[str], message: Any) -> None:
         for name in message_channel if isinstance(message_channel, list) else [message_channel]:
             if name in self._forgotten:
                 self.orphans_dropped += 1
                 continue
             self.receive_buffer[name].put_nowait(message)
+
+    def _hand_over(self, read: asyncio.Future[Any]) -> None:
+        """A read whose receive went away (cancelled, or returned a message handed over to it): its message goes
+        to the buffer of the channel it was for."""
+        if read.cancelled() or read.exception() is not None:
+            return  # nothing was popped, or the pop failed: a message, if any, is in the backup list
+        self._buffer(*read.result())
 
     def forget(self, channel: str) -> None:
         """``channel``'s socket has ended: its buffer goes, and a message that a cancelled read hands over later
