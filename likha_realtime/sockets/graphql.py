@@ -87,6 +87,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
     async def handle_pong(self, message: Any) -> None:
         """Unmetered: it runs nothing."""
+
     async def handle_message(self, message: Any) -> None:
         """A message of the wrong shape closes 4400 with the rule it broke (strawberry's handler task died on it).
         Nothing is handled once the socket closes (strawberry went on with the messages already received)."""
@@ -137,6 +138,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
                 )
                 return
         await super().handle_start(message)
+
     async def handle_message(self, message: Any) -> None:
         """The legacy protocol has no in-band answer to a malformed message: close 4400 with the broken rule."""
         if cast(Any, self.view).closed:

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -29,7 +29,9 @@ from tests.live.harness import DaphneProcess, LiveDatabase
 TIMEOUT = 10.0  # for any one awaited frame, on a busy 2-core machine
 PATIENCE = 0.5  # after a write, how long its frame may take before the next write
 REMOVED = "Subscription removed: the new credentials cannot read it."
-GRAPHQL_FIELDS = {"customers": "id name credit_limit", "products": "id name"}
+# GraphQL selects the credit limit only where the subscriber may read it when it subscribes: a field it may not read
+# is not in the schema its operations are validated against (likha_realtime.graphql.readable).
+GRAPHQL_FIELDS = {"customers": ("id", "name", "credit_limit"), "products": ("id", "name")}
 
 Frame = dict[str, Any]
 
@@ -121,7 +123,7 @@ class Sub:
     ws: TimedSocket
     id: str
     collection: str
-    fields: tuple[str, ...] = ("*",)  # REST customers (products: id and name); GraphQL selects GRAPHQL_FIELDS
+    fields: tuple[str, ...] = ("*",)  # REST customers (products: id and name); GraphQL: what ``subscribe`` selected
 
     @property
     def name(self) -> str:
@@ -250,11 +252,9 @@ class Scene:
             key = self.product["id"]
             return {"id": key if sub.ws.kind == "rest" else str(key), "name": name}
         if sub.ws.kind == "graphql":
-            return {
-                "id": str(self.customer["id"]),
-                "name": name,
-                "credit_limit": self.credits[name] if visible else None,
-            }
+            credit = self.credits[name] if visible else None
+            row = {"id": str(self.customer["id"]), "name": name, "credit_limit": credit}
+            return {key: row[key] for key in sub.fields}
         row = {**self.customer, "name": name, "credit_limit": self.credits[name]}
         if not visible:
             del row["credit_limit"]
@@ -309,13 +309,17 @@ def graphql_socket(server: DaphneProcess, where: str, credentials: tuple[str, st
     return ws
 
 
+def graphql_updates(collection: str, fields: tuple[str, ...]) -> str:
+    return f"subscription {{ {collection}_mutated(event: update) {{ key event data {{ {' '.join(fields)} }} }} }}"
+
+
 def subscribe(scene: Scene, sub: Sub, visible: bool = False) -> Sub:
-    """Subscribe to the scene's own row; a REST ``init`` is checked whole (``visible``: with the credit limit)."""
+    """Subscribe to the scene's own row; a REST ``init`` is checked whole (``visible``: with the credit limit; a
+    GraphQL subscription selects it only then)."""
     if sub.ws.kind == "graphql":
-        selection = f"key event data {{ {GRAPHQL_FIELDS[sub.collection]} }}"
-        query = f"subscription {{ {sub.collection}_mutated(event: update) {{ {selection} }} }}"
-        sub.ws.send({"id": sub.id, "type": "subscribe", "payload": {"query": query}})
-        return sub
+        fields = tuple(name for name in GRAPHQL_FIELDS[sub.collection] if visible or name != "credit_limit")
+        sub.ws.send({"id": sub.id, "type": "subscribe", "payload": {"query": graphql_updates(sub.collection, fields)}})
+        return replace(sub, fields=fields)
     key = scene.customer["id"] if sub.collection == "customers" else scene.product["id"]
     fields = list(sub.fields) if sub.collection == "customers" else ["id", "name"]
     rows = {"fields": fields, "filter": {"id": {"_eq": key}}}
