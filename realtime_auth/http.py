@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -89,6 +90,16 @@ class ContractJSONRenderer(JSONRenderer):
     ensure_ascii = False
     compact = True
     strict = True
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        """UTF-8 JSON; a string UTF-8 cannot carry (a lone surrogate a message quotes) goes out as its JSON escape
+        (``\\ud800``) rather than failing the response with an HTTP 500."""
+        try:
+            return super().render(data, accepted_media_type, renderer_context)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            escaped = copy.copy(self)
+            escaped.ensure_ascii = True
+            return escaped.render(data, accepted_media_type, renderer_context)
 
 
 class ContractJSONParser(JSONParser):
