@@ -241,3 +241,22 @@ async def test_bad_text_in_graphql_variables_is_refused_over_the_socket(roles: R
             assert reply == {"id": "g", "type": "next", "payload": graphql_refusal(document, field, expected)}, case.id
             assert await comm.receive_json_from(timeout=10) == {"id": "g", "type": "complete"}
     assert await run_db(lambda: list(Product.objects.values_list("name", "sku"))) == [("Washer", "BT-1")]
+
+
+def test_nul_in_a_graphql_literal_is_refused_and_a_lone_surrogate_does_not_parse(roles: Roles, product: int) -> None:
+    document = 'mutation { create_products_item(data: {name: "\\u0000", sku: "BT-2"}) { id } }'
+    assert post(document, "admin") == (200, graphql_refusal(document, "create_products_item", DATA))
+    document = 'mutation { create_products_item(data: {name: "\\ud800", sku: "BT-2"}) { id } }'
+    assert post(document, "admin") == (
+        200,
+        {
+            "data": None,
+            "errors": [
+                {
+                    "message": "Syntax Error: Invalid Unicode escape sequence: '\\ud800'.",
+                    "locations": [{"line": 1, "column": 47}],
+                }
+            ],
+        },
+    )
+    assert list(Product.objects.values_list("name", "sku")) == [("Washer", "BT-1")]
