@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -95,11 +94,16 @@ class ContractJSONRenderer(JSONRenderer):
         """UTF-8 JSON; a string UTF-8 cannot carry (a lone surrogate a message quotes) goes out as its JSON escape
         (``\\ud800``) rather than failing the response with an HTTP 500."""
         try:
-            return super().render(data, accepted_media_type, renderer_context)  # type: ignore[no-any-return]
+            rendered: bytes = super().render(data, accepted_media_type, renderer_context)
         except UnicodeEncodeError:
-            escaped = copy.copy(self)
-            escaped.ensure_ascii = True
-            return escaped.render(data, accepted_media_type, renderer_context)
+            rendered = _escaped(type(self))().render(data, accepted_media_type, renderer_context)
+        return rendered
+
+
+def _escaped(renderer: type[ContractJSONRenderer]) -> type[ContractJSONRenderer]:
+    """``renderer`` (its encoder included) with every character outside ASCII as its JSON escape (made when needed:
+    only an answer that quotes such text takes this path)."""
+    return type(f"Escaped{renderer.__name__}", (renderer,), {"ensure_ascii": True})
 
 
 class ContractJSONParser(JSONParser):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
+from typing import cast
 
 from asgiref.sync import sync_to_async
 from graphql import (
@@ -52,8 +53,8 @@ def hidden_fields(principal: Principal | None) -> Hidden:
 
 def _remapped(type_: GraphQLType, copies: Mapping[str, GraphQLObjectType]) -> GraphQLType:
     if is_wrapping_type(type_):
-        return type(type_)(_remapped(type_.of_type, copies))  # type: ignore[attr-defined, call-arg]  # List/NonNull
-    named: GraphQLNamedType = type_  # type: ignore[assignment]  # not wrapping: a named type
+        return type(type_)(_remapped(type_.of_type, copies))
+    named = cast("GraphQLNamedType", type_)  # not wrapping: a named type
     return copies.get(named.name, named)
 
 
@@ -75,9 +76,14 @@ def readable_view(schema: GraphQLSchema, hidden: Hidden) -> GraphQLSchema:
             fields.pop(field_name, None)
         for field_name, field in fields.items():
             fields[field_name] = type(field)(**{**field.to_kwargs(), "type_": _remapped(field.type, copies)})
-    root = {kind: getattr(schema, f"{kind}_type") for kind in ("query", "mutation", "subscription")}
+
+    def root(kind: GraphQLObjectType | None) -> GraphQLObjectType | None:
+        return None if kind is None else copies[kind.name]
+
     return GraphQLSchema(
-        **{kind: copies[t.name] for kind, t in root.items() if t is not None},
+        root(schema.query_type),
+        root(schema.mutation_type),
+        root(schema.subscription_type),
         types=list(copies.values()),
         directives=schema.directives,
         assume_valid=True,  # the whole schema was validated when strawberry built it
@@ -93,8 +99,8 @@ class ReadableFields(SchemaExtension):
         context = self.execution_context
         principal = caller(context.context)
         document = context.graphql_document
-        unvalidated = document is not None and context.pre_execution_errors is None and context.validation_rules
-        if unvalidated and (principal is None or not principal.is_superuser):
+        unvalidated = context.pre_execution_errors is None and bool(context.validation_rules)
+        if document is not None and unvalidated and (principal is None or not principal.is_superuser):
             hidden = await sync_to_async(hidden_fields)(principal)
             whole = context.schema._schema  # the graphql-core schema, as strawberry's own validation reads it
             view = readable_view(whole, hidden) if hidden else whole

@@ -6,6 +6,7 @@ an HTTP 500 or a traceback (PROTOCOL §4). On SQLite and PostgreSQL alike (Postg
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -162,6 +163,10 @@ def test_a_lone_surrogate_in_a_response_goes_out_as_its_json_escape(renderer: ty
     rendered = renderer().render(body)
     assert rendered == b'{"errors":[{"message":"Unknown field \\"\\ud800\\" in collection \\"Caf\\u00e9\\"."}]}'
     assert json.loads(rendered) == body
+    if renderer is ItemsRenderer:  # with its own encoder: decimals as text
+        assert renderer().render({"data": {"price": Decimal("1.50"), "name": "\ud800"}}) == (
+            b'{"data":{"price":"1.50","name":"\\ud800"}}'
+        )
     assert renderer().render({"data": "Café"}) == '{"data":"Café"}'.encode()  # UTF-8 as before, when it can
 
 
