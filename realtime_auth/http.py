@@ -102,6 +102,21 @@ class ContractJSONRenderer(JSONRenderer):
     compact = True
     strict = True
 
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        """UTF-8 JSON; a string UTF-8 cannot carry (a lone surrogate a message quotes) goes out as its JSON escape
+        (``\\ud800``) rather than failing the response with an HTTP 500."""
+        try:
+            rendered: bytes = super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            rendered = _escaped(type(self))().render(data, accepted_media_type, renderer_context)
+        return rendered
+
+
+def _escaped(renderer: type[ContractJSONRenderer]) -> type[ContractJSONRenderer]:
+    """``renderer`` (its encoder included) with every character outside ASCII as its JSON escape (made when needed:
+    only an answer that quotes such text takes this path)."""
+    return type(f"Escaped{renderer.__name__}", (renderer,), {"ensure_ascii": True})
+
 
 class ContractJSONParser(JSONParser):
     """JSON bodies only (other media types are 415); ``NaN`` and ``Infinity`` refused whatever ``STRICT_JSON`` says."""

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from likha_realtime.wire.errors import InvalidPayload
+from likha_realtime.wire.text import UNSTORABLE, storable
 
 RowRule = Callable[[Any], Q | None]  # user (AnonymousUser for the public role) -> rows they may see; None: all
 FieldRule = Callable[[Any], Iterable[str] | None]  # user -> readable field names; None: all
@@ -52,6 +53,8 @@ class Collection:
         """
         if isinstance(raw, bool) or not isinstance(raw, str | int):
             raise InvalidPayload("Keys must be strings or integers.")
+        if not storable(raw):
+            raise InvalidPayload(f"A key {UNSTORABLE}")
         pk = self.model._meta.pk
         try:
             key = pk.to_python(raw)

@@ -20,6 +20,7 @@ from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
 from likha_realtime.query import parse_query
 from likha_realtime.wire.errors import Forbidden, InvalidPayload, RecordNotUnique
+from likha_realtime.wire.text import UNSTORABLE, storable
 
 ACTION_PERMS = {"create": "add", "read": "view", "update": "change", "delete": "delete"}
 NO_ITEM = "You don't have permission to access this item or it does not exist."
@@ -61,6 +62,7 @@ class Items:
     # -- writes ----------------------------------------------------------------------------------------------
 
     def create(self, data: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        writable(data)
         many = isinstance(data, list)
         rows = data if many else [data]
         if many and not rows:
@@ -71,6 +73,7 @@ class Items:
         return self.read_many(keys) if many else self.read_one(keys[0])
 
     def update(self, keys: list[Any], data: Any, many: bool) -> dict[str, Any] | list[dict[str, Any]]:
+        writable(data)
         bounded(keys)
         with transaction.atomic():
             for instance in self._visible(keys, lock=True):
@@ -179,6 +182,13 @@ def _validation_error(exc: ValidationError) -> InvalidPayload | RecordNotUnique:
             return InvalidPayload(f"Validation failed: {text}")
         return InvalidPayload(f'Validation failed for field "{name}": {text}')
     return InvalidPayload("Validation failed.")
+
+
+def writable(data: Any) -> None:
+    """``data`` of a create or update holds no text a database cannot take, keys (field names) included: refused
+    before any field is looked up, so the answer does not depend on the fields the caller may read."""
+    if not storable(data):
+        raise InvalidPayload(f'"data" {UNSTORABLE}')
 
 
 def bounded(values: list[Any], what: str = "keys") -> list[Any]:

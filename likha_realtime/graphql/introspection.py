@@ -2,7 +2,8 @@
 
 The schema is one for everyone and lists every field of every collection, those a caller may not read included;
 so does graphql-core's "Did you mean …?" at the end of a validation error (``graphql.pyutils.did_you_mean``).
-Both are kept for callers who may see the schema anyway, and refused or cut for the others.
+Introspection follows the setting; suggestions are kept for superusers only (they may read every field), whatever
+the setting.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def may_introspect(principal: Principal | None) -> bool:
 
 
 def sees_schema(principal: Principal | None) -> bool:
-    """Whether suggestions tell ``principal`` nothing new: a superuser, or anyone when everyone may introspect."""
-    return realtime_settings.GRAPHQL_INTROSPECTION == "all" or (principal is not None and principal.is_superuser)
+    """Whether ``principal`` gets graphql-core's suggestions: superusers only, who may read every field. Others
+    validate against the fields they may read (``graphql.readable``), and a suggestion names the whole schema's."""
+    return principal is not None and principal.is_superuser
 
 
 def without_suggestion(message: str) -> str:

@@ -1,7 +1,8 @@
 """The GraphQL schema, generated from the collection registry: queries, mutations and ``<c>_mutated`` per collection.
 
 Every resolver goes through the same rights, row rules and field rules as the REST socket (``Items``, ``reads``)
-and every mutation through the same event path; a field the caller may not read resolves to ``null``.
+and every mutation through the same event path. A field the caller may not read fails validation
+(``graphql.readable``); one that becomes unreadable while a subscription runs resolves to ``null``.
 """
 
 # No "from __future__ import annotations": strawberry reads the resolvers' annotations, which name local types.
@@ -34,6 +35,7 @@ from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.graphql.errors import RealtimeSchema
 from likha_realtime.graphql.introspection import IntrospectionRights
 from likha_realtime.graphql.limits import DocumentLimits
+from likha_realtime.graphql.readable import ReadableFields
 from realtime_auth.wire import RealtimeError
 
 
@@ -353,7 +355,7 @@ def build_schema() -> strawberry.Schema | None:
         query=strawberry.type(type("Query", (), query)),
         mutation=strawberry.type(type("Mutation", (), mutation)),
         subscription=strawberry.type(type("Subscription", (), subscription)),
-        extensions=[SubscriptionValues, IntrospectionRights, DocumentLimits],
+        extensions=[SubscriptionValues, IntrospectionRights, DocumentLimits, ReadableFields],
         config=StrawberryConfig(auto_camel_case=False),  # field names as in the REST socket: snake_case
     )
 

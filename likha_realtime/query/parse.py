@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from likha_realtime.wire.errors import InvalidQuery
+from likha_realtime.wire.text import UNSTORABLE, storable
 
 QUERY_KEYS = ("fields", "filter", "sort", "limit", "offset", "page", "meta")
 META_KEYS = frozenset({"total_count", "filter_count"})
@@ -56,8 +57,13 @@ def parse_query(raw: Any, *, limit_default: int, limit_max: int) -> Query:
     if not isinstance(raw, dict):
         raise InvalidQuery('"query" must be an object.')
     for key in raw:
+        if not storable(key):
+            raise InvalidQuery(f'"query" {UNSTORABLE}')
         if key not in QUERY_KEYS:
             raise InvalidQuery(f'Unknown query parameter "{str(key)[:64]}"; expected one of {", ".join(QUERY_KEYS)}.')
+    for key, value in raw.items():
+        if not storable(value):  # before any parameter quotes its value in an error
+            raise InvalidQuery(f'"{key}" {UNSTORABLE}')
     limit = _limit(raw.get("limit"), limit_default, limit_max)
     return Query(
         fields=_fields(raw.get("fields")),
@@ -106,29 +112,9 @@ def _filter(value: Any) -> dict[str, Any] | None:
         copied = json.loads(json.dumps(value, allow_nan=False), parse_constant=_reject_constant)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidQuery('"filter" must hold only JSON values (no NaN or Infinity).') from exc
-    if not _usable_text(copied):
-        raise InvalidQuery('"filter" holds text that no database can take (a NUL character or a lone surrogate).')
+    if not storable(copied):  # the JSON text's escapes, decoded
+        raise InvalidQuery(f'"filter" {UNSTORABLE}')
     return copied or None
-
-
-def _usable_text(value: Any) -> bool:
-    """Whether every string in ``value`` (keys too) is text a database can compare: UTF-8, without NUL."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return False
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-    return True
 
 
 def _reject_constant(name: str) -> Any:

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
@@ -30,7 +30,9 @@ TIMEOUT = 10.0  # for any one awaited frame, on a busy 2-core machine
 PATIENCE = 0.5  # after a write, how long its frame may take before the next write
 BOUND = 1.0  # issue 9: a rights change reaches every open socket, on every process, within a second of its commit
 REMOVED = "Subscription removed: the new credentials cannot read it."
-GRAPHQL_FIELDS = {"customers": "id name credit_limit", "products": "id name"}
+# GraphQL selects the credit limit only where the subscriber may read it when it subscribes: a field it may not read
+# is not in the schema its operations are validated against (likha_realtime.graphql.readable).
+GRAPHQL_FIELDS = {"customers": ("id", "name", "credit_limit"), "products": ("id", "name")}
 
 Frame = dict[str, Any]
 
@@ -141,7 +143,7 @@ class Sub:
     ws: TimedSocket
     id: str
     collection: str
-    fields: tuple[str, ...] = ("*",)  # REST customers (products: id and name); GraphQL selects GRAPHQL_FIELDS
+    fields: tuple[str, ...] = ("*",)  # REST customers (products: id and name); GraphQL: what ``subscribe`` selected
 
     @property
     def name(self) -> str:
@@ -293,11 +295,9 @@ class Scene:
             key = self.product["id"]
             return {"id": key if sub.ws.kind == "rest" else str(key), "name": name}
         if sub.ws.kind == "graphql":
-            return {
-                "id": str(self.customer["id"]),
-                "name": name,
-                "credit_limit": self.credits[name] if visible else None,
-            }
+            credit = self.credits[name] if visible else None
+            row = {"id": str(self.customer["id"]), "name": name, "credit_limit": credit}
+            return {key: row[key] for key in sub.fields}
         row = {**self.customer, "name": name, "credit_limit": self.credits[name]}
         if not visible:
             del row["credit_limit"]
@@ -352,6 +352,10 @@ def graphql_socket(server: Server, where: str, credentials: tuple[str, str] | No
     return ws
 
 
+def graphql_updates(collection: str, fields: tuple[str, ...]) -> str:
+    return f"subscription {{ {collection}_mutated(event: update) {{ key event data {{ {' '.join(fields)} }} }} }}"
+
+
 class Sockets:
     """The sockets of one scene, all closed at its end (``with Sockets() as sockets``)."""
 
@@ -375,12 +379,13 @@ class Sockets:
 
 
 def subscribe(scene: Scene, sub: Sub, visible: bool = False) -> Sub:
-    """Subscribe to the scene's own row; a REST ``init`` is checked whole (``visible``: with the credit limit)."""
+    """Subscribe to the scene's own row; a REST ``init`` is checked whole (``visible``: with the credit limit; a
+    GraphQL subscription selects it only then)."""
     if sub.ws.kind == "graphql":
-        selection = f"key event data {{ {GRAPHQL_FIELDS[sub.collection]} }}"
-        query = f"subscription {{ {sub.collection}_mutated(event: update) {{ {selection} }} }}"
+        selected = tuple(name for name in GRAPHQL_FIELDS[sub.collection] if visible or name != "credit_limit")
+        query = graphql_updates(sub.collection, selected)
         sub.ws.send({"id": sub.id, "type": "subscribe", "payload": {"query": query}})
-        return sub
+        return replace(sub, fields=selected)
     key = scene.customer["id"] if sub.collection == "customers" else scene.product["id"]
     fields = list(sub.fields) if sub.collection == "customers" else ["id", "name"]
     rows = {"fields": fields, "filter": {"id": {"_eq": key}}}

@@ -4,24 +4,32 @@ re-read shows each subscriber only its own fields, with real daphne processes.
 Sockets are open on both processes, the rights change is committed by a separate ``manage.py shell`` (same database,
 same Redis channel layer), and the admin writes over HTTP. Subscriptions the new rights cannot read end with the
 contract's error at most ``BOUND`` (1 s) after the commit; the others go on, narrowed or widened to the new rights,
-and the first event read under them also comes within ``BOUND``. The scenarios shared with scripts/replay_rights.py
-live in tests/live/rights_replay.py; the last test runs that script against these two processes. How long each
-frame took is printed too (``[rights]`` lines).
+and the first event read under them also comes within ``BOUND``. A GraphQL subscription selects only fields readable
+when it starts (PROTOCOL §8): narrowed, a selected field comes as ``null``; widened, a new subscription selecting the
+field is accepted (and its first event comes) within ``BOUND``, while the open one goes on as it was. The scenarios
+shared with scripts/replay_rights.py live in tests/live/rights_replay.py; the last test runs that script against
+these two processes. How long each frame took is printed too (``[rights]`` lines).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.live.conftest import StartServer
 from tests.live.harness import ROOT, DaphneProcess, LiveDatabase, RedisServer, server_env
 from tests.live.rights import (
+    GRAPHQL_FIELDS,
+    TIMEOUT,
+    Arrival,
     Frame,
     Scene,
     Shell,
@@ -29,8 +37,10 @@ from tests.live.rights import (
     Sub,
     TimedSocket,
     Writer,
+    any_event,
     assert_within,
     equals,
+    graphql_updates,
     join,
     settle,
     subscribe,
@@ -214,7 +224,9 @@ def test_a_user_permission_removed_narrows_what_is_still_readable_and_ends_the_r
     figures.record("user permission removed", measured, "first narrowed event")
     settle(scene, products)  # every write's event has been read
     for sub in customers:
-        assert_switched_once(scene, sub, visible=False)  # the credit limit before the change, never after it
+        # The credit limit before the change, never after it: REST leaves it out, a GraphQL subscription that
+        # selected it (readable when it started) gets it as null (PROTOCOL §8).
+        assert_switched_once(scene, sub, visible=False)
     for sub in named:
         position = sub.ws.log.index(ended[sub.name])
         assert [arrival.frame for arrival in sub.ws.log[position + 1 :] if sub.owns(arrival.frame)] == [], sub.name
@@ -223,21 +235,66 @@ def test_a_user_permission_removed_narrows_what_is_still_readable_and_ends_the_r
 def test_a_permission_granted_widens_open_subscriptions(
     stage: Stage, shell: Shell, tag: str, sockets: Sockets, figures: Figures
 ) -> None:
+    """REST subscriptions of ``*`` widen to the credit limit. A GraphQL operation selects only the fields its caller
+    may read when it starts (likha_realtime.graphql.readable, PROTOCOL §8): the open ones, which could not select the
+    credit limit, go on exactly as they were; a new one on the same socket selects it once the grant has reached
+    that socket. Both within ``BOUND`` of the commit, on both processes."""
     user = (f"editor-{tag}@example.com", PASSWORD)
     shell.create_user(*user, groups=("Editors",))
     scene = Scene.create(stage.servers[1], stage.admin_token, tag)
     customers, products, _ = open_customer_subs(stage, sockets, scene, user, visible=False)
+    rest = [sub for sub in customers if sub.ws.kind == "rest"]
+    graphql = [sub for sub in customers if sub.ws.kind == "graphql"]
+    assert [sub.fields for sub in graphql] == [("id", "name")] * 2  # the credit limit was not selectable
     join(scene, customers + products)
     settle(scene, products)
 
-    with Writer(scene, "customers"):
+    with Writer(scene, "customers"), ThreadPoolExecutor(len(graphql)) as pool:
+        # Each GraphQL socket tries in a thread of its own, from before the commit (refused until the grant reaches
+        # it), while this one commits and waits for the REST sockets.
+        started = [pool.submit(subscribe_when_readable, scene, sub) for sub in graphql]
         committed = shell.commit(f"User.objects.get(email={user[0]!r}).user_permissions.add(perm('change_customer'))")
-        widened = wait_for({sub.name: (sub, read_with(scene, sub, visible=True)) for sub in customers})
+        widened = wait_for({sub.name: (sub, read_with(scene, sub, visible=True)) for sub in rest})
+        opened = dict(future.result() for future in started)
     measured = assert_within("user permission granted", committed, widened)
     figures.record("user permission granted", measured, "first widened event")
+    measured = assert_within("user permission granted", committed, {sub.name: at for sub, at in opened.items()})
+    figures.record("user permission granted", measured, "first event of a new GraphQL subscription of the field")
     settle(scene, products)
-    for sub in customers:
+    # Both GraphQL subscriptions of each socket go on: a write's frame on the open one without the credit limit (not
+    # selected), on the new one with it.
+    name = scene.write("customers")
+    wait_for({sub.name: (sub, equals(scene.event(sub, name, visible=True))) for sub in [*graphql, *opened]})
+    for sub in rest:
         assert_switched_once(scene, sub, visible=True)  # not before the change, and once widened, for good
+    for sub in graphql:  # as it was: every event exactly without the credit limit
+        seen = scene.events(sub)
+        assert [shown for _, _, shown in seen] == [False] * len(seen), (sub.name, seen)
+    for sub in opened:  # with the credit limit from its first event on
+        seen = scene.events(sub)
+        assert seen and [shown for _, _, shown in seen] == [True] * len(seen), (sub.name, seen)
+
+
+def subscribe_when_readable(scene: Scene, running: Sub) -> tuple[Sub, Arrival]:
+    """Subscribe ``running``'s socket to the customer selecting its credit limit, again after each event of
+    ``running`` (the writer's pace, well under the socket's message rate limit) while validation refuses the field:
+    the socket's rights do not hold it yet (the grant reaches each socket on its own), and the refusal is exactly
+    that of an unknown field. The accepted subscription and the arrival of its first event, which shows the limit."""
+    ws = running.ws
+    query = graphql_updates("customers", GRAPHQL_FIELDS["customers"])
+    message = "Cannot query field 'credit_limit' on type 'customers'."
+    unknown = [{"message": message, "locations": [{"line": 1, "column": query.index("credit_limit") + 1}]}]
+    deadline = time.monotonic() + TIMEOUT
+    for attempt in itertools.count(1):
+        sub = subscribe(scene, Sub(ws, f"widened-{attempt}", "customers"), visible=True)
+        assert sub.fields == GRAPHQL_FIELDS["customers"]
+        arrival = ws.expect(sub.owns, f"an answer for {sub.name}", deadline - time.monotonic())
+        if arrival.frame["type"] != "error":
+            assert read_with(scene, sub, visible=True)(arrival.frame), arrival.frame  # checked whole, with the limit
+            return sub, arrival
+        assert arrival.frame == {"id": sub.id, "type": "error", "payload": unknown}  # validated under the old rights
+        ws.expect(any_event(scene, running), f"an event of {running.name}", deadline - time.monotonic())
+    raise AssertionError("unreachable")
 
 
 # -- issue 9's scenario 1: a shared re-read shows each subscriber only what it may read ------------------------

@@ -7,6 +7,7 @@ Nothing here goes through ``Subscription``, ``event_payload`` or ``deliver``: cr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,23 +26,21 @@ from likha_realtime.wire.codec import encode_json
 Frame = tuple[str, Any, str]  # (action, payload, data_json) as ``receive_event`` got them
 
 
-def update_frame_required(changed: frozenset[str] | None, watched: frozenset[str]) -> bool:
-    """Whether an update whose re-read has rows for a subscription must reach it: yes when the write changed a field
-    the subscription shows or tests (``watched``), or when which fields it changed is not known. An update of
-    other fields only may send nothing (events carry the changed fields); if it sends, the frame must be exact."""
+def concerns(changed: frozenset[str] | None, watched: frozenset[str]) -> bool:
+    """Whether an update of a row concerns a subscription: it changed a field the subscription shows or tests
+    (``watched``), or which fields it changed is not known (the event does not say: any may have). An update of
+    other fields only sends that subscription nothing (PROTOCOL §5)."""
     return changed is None or not changed.isdisjoint(watched)
 
 
 @dataclass(frozen=True)
 class Expected:
-    payload: Any  # what the frame carries; None: no frame at all
-    required: bool = True  # False: the frame may also be left out (see ``update_frame_required``)
+    payload: Any  # what the one frame carries; None: no frame at all
 
     def allows(self, action: str, frames: list[Frame]) -> bool:
         if self.payload is None:
             return frames == []
-        exact = [(action, self.payload, encode_json(self.payload))]
-        return frames == exact or (not self.required and frames == [])
+        return frames == [(action, self.payload, encode_json(self.payload))]
 
 
 NOTHING = Expected(None)
@@ -105,13 +104,22 @@ class Oracle:
         return frozenset(names | _filter_fields(query.get("filter")) | _q_fields(principal.row_q(collection)))
 
     def expected(
-        self, label: str, message: dict[str, Any], event: Event, changed: frozenset[str] | None, before: set[Any]
+        self,
+        label: str,
+        message: dict[str, Any],
+        event: Event,
+        changed: Mapping[Any, frozenset[str] | None],
+        before: set[Any],
     ) -> Expected:
-        """The frame of ``event`` for one subscription (``before``: the deleted keys it read before the delete)."""
+        """The frame of ``event`` for one subscription (``changed``: an update's changed fields per row where the
+        event knows them, else ``None``; ``before``: the deleted keys the subscription read before the delete)."""
         if message["collection"] != event.collection or message.get("event", event.action) != event.action:
             return NOTHING
         item = message.get("item")
         keys = [key for key in event.keys if item is None or str(key) == str(item)]
+        if event.action == "update":
+            watched = self.watched(label, message)
+            keys = [key for key in keys if concerns(changed.get(key), watched)]
         if not keys:
             return NOTHING
         found: list[Any] = (
@@ -119,10 +127,7 @@ class Oracle:
         )
         if not found:
             return NOTHING
-        payload = found[0] if item is not None else found
-        if event.action != "update":
-            return Expected(payload)
-        return Expected(payload, update_frame_required(changed, self.watched(label, message)))
+        return Expected(found[0] if item is not None else found)
 
 
 def _filter_fields(raw: Any) -> set[str]:

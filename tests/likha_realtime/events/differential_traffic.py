@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from erp_demo.models import Customer, SalesOrder
+from likha_realtime.access.changes import track_changes
 from likha_realtime.events import capture
 from tests.likha_realtime.events.differential_world import (
     LIMITS,
@@ -125,7 +126,9 @@ class WriteSpec:
     pick: int
     fields: tuple[str, ...] = ()  # update: the fields it changes
     choice: int = 0  # which of the other values each changed field gets; which values a create gets
-    update_fields: bool = False  # save(update_fields=...) rather than save()
+    # update: how it is saved — "save" (the event does not know which fields changed), "update_fields"
+    # (save(update_fields=...): it knows their names) or "tracked" (track_changes() first, as items writes do)
+    saved: str = "save"
     count: int = 1  # delete: rows deleted by one QuerySet.delete() (one event with their keys)
 
 
@@ -143,7 +146,7 @@ def writes(draw: st.DrawFn, subscribed: str) -> WriteSpec:
         draw(st.integers(0, 3)),
         fields,
         draw(st.integers(0, 2)),
-        draw(st.booleans()) if action == "update" else False,
+        draw(st.sampled_from(["save", "update_fields", "tracked"])) if action == "update" else "save",
         draw(st.integers(1, 2)) if action == "delete" else 1,
     )
 
@@ -191,12 +194,24 @@ def _update(spec: WriteSpec, instance: Any) -> Write | None:
             changed.append(name)
     if not changed:
         return None
-    if spec.update_fields:
+    if spec.saved == "update_fields":
         named = tuple(changed)
         return Write(spec.collection, "update", lambda: instance.save(update_fields=named), changed=frozenset(named))
     if spec.collection == "products":
         changed.append("updated")  # auto_now: a full save sets it
+    if spec.saved == "tracked":
+        return Write(spec.collection, "update", lambda: tracked_save(instance, spec), changed=frozenset(changed))
     return Write(spec.collection, "update", instance.save, changed=frozenset(changed))
+
+
+def tracked_save(instance: Any, spec: WriteSpec) -> None:
+    """``track_changes()`` on the row as stored, the drawn values set again, then a full save: the event names the
+    fields whose values changed, as after an items update."""
+    stored = type(instance)._default_manager.get(pk=instance.pk)
+    track_changes(stored)
+    for field in type(instance)._meta.concrete_fields:
+        setattr(stored, field.attname, getattr(instance, field.attname))
+    stored.save()
 
 
 def _create(spec: WriteSpec) -> Write | None:

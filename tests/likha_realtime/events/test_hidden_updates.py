@@ -5,18 +5,22 @@ Each "nothing" is proven by order, not by waiting: a later write that the subscr
 
 from __future__ import annotations
 
+import json
+from contextlib import AsyncExitStack
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 
 from erp_demo.models import Customer, Product, SalesOrder, User
 from likha_realtime.access.changes import changed_fields, track_changes
 from likha_realtime.events import capture
 from likha_realtime.events.model import Event
 from realtime_auth import tokens
-from tests.likha_realtime.support import Roles, ask, event, next_frame, open_socket, run_db
+from tests.likha_realtime.graphql.support import joined, post, run, socket_as
+from tests.likha_realtime.support import FRAME_WAIT, Roles, ask, event, next_frame, open_socket, run_db
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
 
@@ -151,6 +155,110 @@ async def test_a_plain_orm_save_may_have_changed_anything_and_is_announced(roles
 
     assert await next_frame(editor) == event("update", [{"name": "Acme"}], uid="c")
     await editor.disconnect()
+
+
+# -- writes over HTTP and GraphQL ------------------------------------------------------------------------------
+
+CUSTOMER_UPDATES = "subscription {{ customers_mutated(event: update) {{ key event data {{ {} }} }} }}"
+
+
+def http_patch(key: int, data: dict[str, Any], admin: str) -> None:
+    body = json.dumps(data)
+    response = Client().patch(f"/items/customers/{key}", body, "application/json", HTTP_AUTHORIZATION=f"Bearer {admin}")
+    assert response.status_code == 200, response.content
+
+
+def http_patch_keys(key: int, data: dict[str, Any], admin: str) -> None:
+    body = json.dumps({"keys": [key], "data": data})
+    response = Client().patch("/items/customers", body, "application/json", HTTP_AUTHORIZATION=f"Bearer {admin}")
+    assert response.status_code == 200, response.content
+
+
+def graphql_mutation(key: int, data: dict[str, Any]) -> str:
+    literal = ", ".join(f"{name}: {json.dumps(value)}" for name, value in data.items())
+    return f"mutation {{ update_customers_item(id: {key}, data: {{{literal}}}) {{ id }} }}"
+
+
+def graphql_post(key: int, data: dict[str, Any], admin: str) -> None:
+    query = "mutation($id: ID!, $d: JSON!) { update_customers_item(id: $id, data: $d) { id } }"
+    assert post({"query": query, "variables": {"id": str(key), "d": data}}, "admin") == (
+        200,
+        {"data": {"update_customers_item": {"id": str(key)}}},
+    )
+
+
+WRITERS = ["http-patch", "http-patch-keys", "graphql-http", "graphql-socket"]
+
+
+async def test_hidden_updates_over_http_and_graphql_reach_only_those_who_see_the_field(roles: Roles) -> None:
+    """Deliver 4 beyond the socket's items: for each writer, a write of the credit limit alone and then a visible
+    write of another row. The editor's REST and GraphQL subscriptions hear the second only; finance (who may change
+    customers, so read their credit limits) and the admin hear both, in order."""
+    first, other = await run_db(lambda: (make_customer(), Customer.objects.create(name="Other", email="o@x.io").pk))
+    finance = await run_db(finance_token)
+    editor_rest = await open_socket(roles.path("editor"))
+    finance_rest = await open_socket(f"/websockets?access_token={finance}")
+    admin_rest = await open_socket(roles.path("admin"))
+    for socket in (editor_rest, finance_rest, admin_rest):
+        query = {"fields": ["id", "name", "credit_limit"] if socket is not editor_rest else ["id", "name"]}
+        await ask(
+            socket, {"type": "subscribe", "collection": "customers", "query": query, "event": "update", "uid": "c"}
+        )
+    async with AsyncExitStack() as stack:
+        editor_gql = await stack.enter_async_context(socket_as("editor"))
+        finance_gql = await stack.enter_async_context(socket_as("finance"))
+        admin_gql = await stack.enter_async_context(socket_as("admin"))
+        for comm, fields in ((editor_gql, "id name"), (finance_gql, "id name credit_limit")):
+            await joined(
+                comm,
+                {"id": "s", "type": "subscribe", "payload": {"query": CUSTOMER_UPDATES.format(fields)}},
+                "customers",
+            )
+
+        async def write(writer: str, key: int, data: dict[str, Any]) -> None:
+            if writer == "graphql-socket":
+                reply = await run(admin_gql, graphql_mutation(key, data))
+                assert reply == {
+                    "id": "q",
+                    "type": "next",
+                    "payload": {"data": {"update_customers_item": {"id": str(key)}}},
+                }
+                return
+            how = {"http-patch": http_patch, "http-patch-keys": http_patch_keys, "graphql-http": graphql_post}[writer]
+            await run_db(how, key, data, roles.admin)
+
+        for number, writer in enumerate(WRITERS):
+            limit, name = f"{2500 + number}.00", f"Other {number}"
+            await write(writer, first, {"credit_limit": limit})
+            # Those who read the credit limit hear it; their frames are awaited before the next write (a frame
+            # carries the row as read when it is sent).
+            for socket in (finance_rest, admin_rest):
+                frame = await next_frame(socket)
+                assert (frame["data"][0]["id"], frame["data"][0]["credit_limit"]) == (first, limit), writer
+            mutated = (await finance_gql.receive_json_from(timeout=FRAME_WAIT))["payload"]["data"]["customers_mutated"]
+            assert (mutated["key"], mutated["data"]["credit_limit"]) == (str(first), limit), writer
+
+            await write(writer, other, {"name": name})  # the fence: a write of another row everyone sees
+            assert await next_frame(editor_rest) == event("update", [{"id": other, "name": name}], uid="c"), writer
+            assert await editor_gql.receive_json_from(timeout=FRAME_WAIT) == {
+                "id": "s",
+                "type": "next",
+                "payload": {
+                    "data": {
+                        "customers_mutated": {
+                            "key": str(other),
+                            "event": "update",
+                            "data": {"id": str(other), "name": name},
+                        }
+                    }
+                },
+            }, writer
+            for socket in (finance_rest, admin_rest):
+                assert (await next_frame(socket))["data"][0]["name"] == name, writer
+            mutated = (await finance_gql.receive_json_from(timeout=FRAME_WAIT))["payload"]["data"]["customers_mutated"]
+            assert (mutated["key"], mutated["data"]["name"]) == (str(other), name), writer
+    for socket in (editor_rest, finance_rest, admin_rest):
+        await socket.disconnect()
 
 
 # -- which fields a save changed -------------------------------------------------------------------------------

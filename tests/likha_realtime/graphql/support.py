@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.test import Client
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
 from erp_demo.models import User
@@ -12,10 +16,12 @@ from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.graphql.schema import get_schema
 from likha_realtime.sockets.graphql import GraphQLConsumer
 from realtime_auth import tokens
-from tests.likha_realtime.support import FRAME_WAIT
+from tests.likha_realtime.support import FRAME_WAIT, realtime
 from tests.support import wait_until_async
 
 SUBSCRIBE = "subscription { products_mutated(event: update) { key event data { id name stock } } }"
+# The public role may not read a product's stock: SUBSCRIBE fails validation for it (graphql.readable).
+PUBLIC_SUBSCRIBE = "subscription { products_mutated(event: update) { key event data { id name } } }"
 
 
 def app() -> Any:
@@ -29,6 +35,42 @@ def communicator(path: str = "/graphql", **params: Any) -> GraphQLWebsocketCommu
 async def pair_for(email: str) -> tokens.TokenPair:
     user = await database_sync_to_async(User.objects.get)(email=email)
     return await database_sync_to_async(tokens.issue_pair)(user)
+
+
+@asynccontextmanager
+async def socket_as(role: str) -> AsyncIterator[GraphQLWebsocketCommunicator]:
+    """A GraphQL socket as ``role``: the public role (public mode), or a seeded user (handshake with a token)."""
+    if role == "public":
+        with realtime(GRAPHQL_AUTH="public"):
+            async with communicator() as comm:
+                yield comm
+        return
+    pair = await pair_for(f"{role}@example.com")
+    with realtime(GRAPHQL_AUTH="handshake"):
+        async with communicator(access_token=pair.access) as comm:
+            yield comm
+
+
+def post(body: str | dict[str, Any], role: str = "public") -> tuple[int, Any]:
+    """``POST /graphql`` as ``role`` (admin, editor or public) of ``body`` (a query, or the whole request body);
+    the status and the JSON answer."""
+    headers = {}
+    if role != "public":
+        user = User.objects.get(email=f"{role}@example.com")
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {tokens.issue_pair(user).access}"
+    payload = {"query": body} if isinstance(body, str) else body
+    response = Client().post("/graphql", json.dumps(payload), content_type="application/json", **headers)
+    return response.status_code, response.json()
+
+
+async def run(comm: GraphQLWebsocketCommunicator, query: str, op: str = "q") -> dict[str, Any]:
+    """The frame answering ``query`` (graphql-transport-ws, operation id ``op``), past the ``complete`` after a
+    ``next``, so that the id is free again."""
+    await comm.send_json_to({"id": op, "type": "subscribe", "payload": {"query": query}})
+    frame: dict[str, Any] = await comm.receive_json_from(timeout=FRAME_WAIT)
+    if frame["type"] == "next":
+        assert await comm.receive_json_from(timeout=FRAME_WAIT) == {"id": op, "type": "complete"}
+    return frame
 
 
 async def close_of(comm: GraphQLWebsocketCommunicator) -> tuple[int, str | None]:

@@ -7,11 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from django.test import Client
 
-from erp_demo.models import User
-from realtime_auth import tokens
-from tests.likha_realtime.graphql.support import communicator, pair_for
+from tests.likha_realtime.graphql.support import communicator, pair_for, post
 from tests.likha_realtime.support import no_field, realtime
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,13 +47,6 @@ def refused(collection: str, code: str, message: str, column: int = 42) -> dict[
             }
         ],
     }
-
-
-def post(payload: dict[str, Any], role: str) -> tuple[int, Any]:
-    user = User.objects.get(email=f"{role}@example.com")
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {tokens.issue_pair(user).access}"}
-    response = Client().post("/graphql", json.dumps(payload), content_type="application/json", **headers)
-    return response.status_code, response.json()
 
 
 @pytest.mark.parametrize(("collection", "arguments"), ARGUMENTS)

@@ -1,18 +1,13 @@
 """GraphQL introspection (``GRAPHQL_INTROSPECTION``: admin, all, off) over HTTP and the socket, and validation errors
-without graphql-core's "Did you mean …?" for those who may not see the schema."""
+without graphql-core's "Did you mean …?" for everyone but superusers."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from django.test import Client
-from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
-from erp_demo.models import User
-from realtime_auth import tokens
-from tests.likha_realtime.graphql.support import communicator, pair_for
+from tests.likha_realtime.graphql.support import communicator, pair_for, post, run
 from tests.likha_realtime.support import realtime
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,26 +29,6 @@ SCHEMA_REFUSED = {"data": None, "errors": [disabled("__schema"), disabled("query
 TYPE_REFUSED = {"data": None, "errors": [disabled("__type")]}
 SCHEMA_ANSWER = {"data": {"__schema": {"queryType": {"name": "Query"}}}}
 TYPE_ANSWER = {"data": {"__type": {"name": "customers"}}}
-
-
-def post(query: str, role: str = "public") -> tuple[int, Any]:
-    """``POST /graphql`` as ``role`` (admin, editor or public); the status and the JSON body."""
-    headers = {}
-    if role != "public":
-        user = User.objects.get(email=f"{role}@example.com")
-        headers["HTTP_AUTHORIZATION"] = f"Bearer {tokens.issue_pair(user).access}"
-    response = Client().post("/graphql", json.dumps({"query": query}), content_type="application/json", **headers)
-    return response.status_code, response.json()
-
-
-async def run(comm: GraphQLWebsocketCommunicator, query: str) -> dict[str, Any]:
-    """The frame answering ``query`` (graphql-transport-ws, operation id ``q``), past the ``complete`` after a
-    ``next``, so that the id is free again."""
-    await comm.send_json_to({"id": "q", "type": "subscribe", "payload": {"query": query}})
-    frame: dict[str, Any] = await comm.receive_json_from(timeout=3)
-    if frame["type"] == "next":
-        assert await comm.receive_json_from(timeout=3) == {"id": "q", "type": "complete"}
-    return frame
 
 
 # -- over HTTP -------------------------------------------------------------------------------------------------
@@ -136,21 +111,23 @@ def validation_error(message: str, column: int) -> dict[str, Any]:
     return {"data": None, "errors": [{"message": message, "locations": [{"line": 1, "column": column}]}]}
 
 
+@pytest.mark.parametrize("mode", ["admin", "all", "off"])
 @pytest.mark.parametrize("role", ["public", "editor"])
-def test_validation_errors_name_no_suggestion_to_those_who_may_not_introspect(
-    seeded: dict[str, int], role: str
+def test_validation_errors_name_no_suggestion_to_anyone_but_superusers(
+    seeded: dict[str, int], role: str, mode: str
 ) -> None:
-    assert post(MISSPELT, role) == (200, validation_error(NO_FIELD, 25))
-    assert post(MISSPELT_ARGUMENT, role) == (200, validation_error(NO_ARGUMENT, 13))
+    with realtime(GRAPHQL_INTROSPECTION=mode):
+        assert post(MISSPELT, role) == (200, validation_error(NO_FIELD, 25))
+        assert post(MISSPELT_ARGUMENT, role) == (200, validation_error(NO_ARGUMENT, 13))
 
 
-def test_validation_errors_keep_their_suggestions_for_those_who_may_see_the_schema(seeded: dict[str, int]) -> None:
+@pytest.mark.parametrize("mode", ["admin", "all", "off"])
+def test_superusers_keep_the_suggestions_of_validation_errors(seeded: dict[str, int], mode: str) -> None:
     field_hint = f"{NO_FIELD} Did you mean 'credit_limit'?"
     argument_hint = f"{NO_ARGUMENT} Did you mean 'limit'?"
-    assert post(MISSPELT, "admin") == (200, validation_error(field_hint, 25))
-    assert post(MISSPELT_ARGUMENT, "admin") == (200, validation_error(argument_hint, 13))
-    with realtime(GRAPHQL_INTROSPECTION="all"):
-        assert post(MISSPELT) == (200, validation_error(field_hint, 25))
+    with realtime(GRAPHQL_INTROSPECTION=mode):
+        assert post(MISSPELT, "admin") == (200, validation_error(field_hint, 25))
+        assert post(MISSPELT_ARGUMENT, "admin") == (200, validation_error(argument_hint, 13))
 
 
 async def test_validation_errors_name_no_suggestion_over_the_socket(seeded: dict[str, int]) -> None:

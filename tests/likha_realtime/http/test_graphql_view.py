@@ -17,9 +17,14 @@ def test_http_graphql_with_a_bearer_token_and_as_the_public_role(seeded: dict[st
     editor = User.objects.get(email="editor@example.com")
     pair = tokens.issue_pair(editor)
     bolt = seeded["bolt"]
-    query = json.dumps({"query": f"{{ products_by_id(id: {bolt}) {{ id stock }} }}"})
+    document = f"{{ products_by_id(id: {bolt}) {{ id stock }} }}"
+    query = json.dumps({"query": document})
     public = Client().post("/graphql", query, content_type="application/json")
-    assert public.json() == {"data": {"products_by_id": {"id": str(bolt), "stock": None}}}
+    column = document.index("stock") + 1
+    message = "Cannot query field 'stock' on type 'products'."
+    refused = {"message": message, "locations": [{"line": 1, "column": column}]}
+    # The public role may not read stock: the field is not in the schema its operations are validated against.
+    assert public.json() == {"data": None, "errors": [refused]}
     authed = Client().post(
         "/graphql", query, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {pair.access}"
     )

@@ -279,7 +279,13 @@ def test_server_info_and_graphql_answer_as_the_protocol_says(roles: Roles, produ
     query = {"query": f'{{ products_by_id(id: "{products["SKU-B"]}") {{ sku stock }} }}'}
     browser = session_client(seed_demo.ADMIN_EMAIL)  # the admin's session is not a login: stock stays hidden
     status, content = call(browser, "post", "/graphql", query)
-    assert (status, json.loads(content)) == (200, {"data": {"products_by_id": {"sku": "SKU-B", "stock": None}}})
+    column = query["query"].index("stock") + 1
+    message = "Cannot query field 'stock' on type 'products'."
+    refused = {"message": message, "locations": [{"line": 1, "column": column}]}
+    assert (status, json.loads(content)) == (200, {"data": None, "errors": [refused]})
+    query = {"query": f'{{ products_by_id(id: "{products["SKU-B"]}") {{ sku }} }}'}
+    status, content = call(browser, "post", "/graphql", query)
+    assert (status, json.loads(content)) == (200, {"data": {"products_by_id": {"sku": "SKU-B"}}})
     status, content = call(browser, "post", "/graphql", query, HTTP_AUTHORIZATION="Bearer nope")
     assert (status, json.loads(content)) == (401, envelope("INVALID_TOKEN", "Invalid token."))
 

@@ -12,12 +12,13 @@ from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from realtime_auth import tokens, usernames
 from tests.likha_realtime.graphql.support import (
-    SUBSCRIBE,
+    PUBLIC_SUBSCRIBE,
     app,
     close_of,
     communicator,
     joined,
     pair_for,
+    run,
     start_subscription,
     update_product,
 )
@@ -103,14 +104,27 @@ async def test_strict_mode_accepts_the_url_token(seeded: dict[str, int]) -> None
             assert payload["data"]["customers"][0]["credit_limit"] is not None  # admin reads the hidden field
 
 
-async def test_public_mode_runs_as_the_public_role_with_hidden_fields_null(seeded: dict[str, int]) -> None:
+async def test_public_mode_runs_as_the_public_role_and_a_hidden_field_is_not_in_its_schema(
+    seeded: dict[str, int],
+) -> None:
     with realtime(GRAPHQL_AUTH="public"):
         async with communicator() as comm:
             bolt = seeded["bolt"]
+            assert await run(comm, f"{{ products_by_id(id: {bolt}) {{ id name }} }}") == {
+                "id": "q",
+                "type": "next",
+                "payload": {"data": {"products_by_id": {"id": str(bolt), "name": "Steel Bolt Pack"}}},
+            }
             query = f"{{ products_by_id(id: {bolt}) {{ id stock }} }}"
-            await comm.send_json_to({"id": "q", "type": "subscribe", "payload": {"query": query}})
-            assert (await comm.receive_json_from())["payload"] == {
-                "data": {"products_by_id": {"id": str(bolt), "stock": None}}
+            assert await run(comm, query) == {
+                "id": "q",
+                "type": "error",
+                "payload": [
+                    {
+                        "message": "Cannot query field 'stock' on type 'products'.",
+                        "locations": [{"line": 1, "column": query.index("stock") + 1}],
+                    }
+                ],
             }
 
 
@@ -127,7 +141,7 @@ async def test_the_legacy_graphql_ws_protocol_works_in_public_mode(seeded: dict[
     with realtime(GRAPHQL_AUTH="public"):
         comm = GraphQLWebsocketCommunicator(application=app(), path="/graphql", protocol=GRAPHQL_WS_PROTOCOL)
         async with comm:
-            await joined(comm, {"type": "start", "id": "1", "payload": {"query": SUBSCRIBE}})
+            await joined(comm, {"type": "start", "id": "1", "payload": {"query": PUBLIC_SUBSCRIBE}})
             shelf = seeded["shelf"]
             await database_sync_to_async(update_product)(shelf, name="Legacy")
             assert await comm.receive_json_from(timeout=3) == {
@@ -138,7 +152,7 @@ async def test_the_legacy_graphql_ws_protocol_works_in_public_mode(seeded: dict[
                         "products_mutated": {
                             "key": str(shelf),
                             "event": "update",
-                            "data": {"id": str(shelf), "name": "Legacy", "stock": None},
+                            "data": {"id": str(shelf), "name": "Legacy"},
                         }
                     }
                 },

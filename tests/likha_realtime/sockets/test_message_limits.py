@@ -14,7 +14,7 @@ from erp_demo.models import Product
 from likha_realtime.limits import UserBuckets
 from likha_realtime.sockets.base import RealtimeSocket
 from likha_realtime.sockets.logs import LogsConsumer
-from tests.likha_realtime.graphql.support import SUBSCRIBE, app, close_of, communicator
+from tests.likha_realtime.graphql.support import PUBLIC_SUBSCRIBE, SUBSCRIBE, app, close_of, communicator
 from tests.likha_realtime.support import FRAME_WAIT, Roles, ask, closed_with, connected_socket, error, realtime
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,8 +157,8 @@ async def test_legacy_graphql_ws_start_over_the_rate_gets_an_error_for_its_id(
     with limits(MESSAGE_RATE_POINTS=1, USER_MESSAGE_RATE_POINTS=None):
         comm = GraphQLWebsocketCommunicator(application=app(), path="/graphql", protocol="graphql-ws")
         async with comm:
-            await comm.send_json_to({"type": "start", "id": "a", "payload": {"query": SUBSCRIBE}})
-            await comm.send_json_to({"type": "start", "id": "b", "payload": {"query": SUBSCRIBE}})
+            await comm.send_json_to({"type": "start", "id": "a", "payload": {"query": PUBLIC_SUBSCRIBE}})
+            await comm.send_json_to({"type": "start", "id": "b", "payload": {"query": PUBLIC_SUBSCRIBE}})
             assert await comm.receive_json_from(timeout=FRAME_WAIT) == {
                 "type": "error",
                 "id": "b",
@@ -250,8 +250,8 @@ async def test_subscriptions_per_connection_on_the_rest_socket(roles: Roles, see
 async def test_subscriptions_per_connection_on_the_graphql_socket(seeded: dict[str, int]) -> None:
     with limits(SUBSCRIPTIONS_MAX=1):
         async with communicator() as comm:
-            await comm.send_json_to({"id": "a", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
-            await comm.send_json_to({"id": "b", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+            await comm.send_json_to({"id": "a", "type": "subscribe", "payload": {"query": PUBLIC_SUBSCRIBE}})
+            await comm.send_json_to({"id": "b", "type": "subscribe", "payload": {"query": PUBLIC_SUBSCRIBE}})
             assert await comm.receive_json_from(timeout=FRAME_WAIT) == {
                 "id": "b",
                 "type": "error",
