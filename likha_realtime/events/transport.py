@@ -5,7 +5,9 @@ channel layer is bounded (``CHANNEL_LAYER_TIMEOUT``). After a failure publishing
 failed event and the ones that follow are held back in order (at most ``CHANNEL_LAYER_PUBLISH_BUFFER``; more are
 dropped and counted) without touching Redis, so writers pay nothing; a background thread tries the channel layer
 every ``CHANNEL_LAYER_RETRY`` seconds and, once it answers, sends what was held back and resumes direct publishing.
-Each event carries its publisher and a per-collection sequence number, so receivers notice lost events
+On Redis every ``group_send`` runs on the process's sender loop (a daemon thread), never on the server's loop,
+whose turns a thousand sockets share (docs/RELIABILITY.md, "Soak"). Each event carries its publisher and a
+per-collection sequence number, so receivers notice lost events
 (``events/fanout.py``); an event sent after dropped ones carries ``"lost": true``. docs/RELIABILITY.md.
 """
 
@@ -23,7 +25,7 @@ from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from likha_realtime.conf import realtime_settings
 from likha_realtime.events.model import Event
@@ -41,6 +43,21 @@ PUBLISHER_ID = uuid.uuid4().hex  # this process, as a publisher; receivers numbe
 
 def group_name(collection: str) -> str:
     return GROUP_PREFIX + collection
+
+
+_sender: asyncio.AbstractEventLoop | None = None
+_sender_lock = threading.Lock()
+
+
+def sender_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for publishing to Redis, on a daemon thread started on first use."""
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="likha-publish", daemon=True).start()
+            _sender = loop
+        return _sender
 
 
 def _start_daemon(target: Callable[[], None]) -> None:
@@ -83,13 +100,24 @@ class Publisher:
                     self._hold(group, message)
                     continue
                 try:
-                    async_to_sync(call_layer)(partial(layer.group_send, group, message))
+                    self._send(layer, group, message)
                 except Exception as error:
                     stats.publish_failures += 1
                     self._pause(layer, error)
                     self._hold(group, message)  # at least once: it goes again, first, when Redis answers
                     continue
                 stats.published += 1
+
+    def _send(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        """One bounded ``group_send``. On a Redis layer it runs on this process's sender loop (a thread of its own):
+        on the server's loop each of its Redis round trips waits for a turn of a loop busy with a thousand sockets,
+        and writers queue behind the lock meanwhile, each holding its pooled database connection, until the sockets'
+        database work finds no connection left (the soak's stall). The in-memory layer lives on the server's loop."""
+        send = partial(layer.group_send, group, message)
+        if isinstance(layer, InMemoryChannelLayer):
+            async_to_sync(call_layer)(send)
+        else:
+            asyncio.run_coroutine_threadsafe(call_layer(send), sender_loop()).result()
 
     def _message(self, event: Event) -> dict[str, Any]:
         sequence = self._sequences.setdefault(event.collection, itertools.count(1))

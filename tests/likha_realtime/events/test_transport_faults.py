@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
 from likha_realtime.events.transport import PROBE_GROUP, Publisher
 from tests.likha_realtime.support import realtime
+from tests.support import wait_until_async
 
 
 class FlakyLayer:
@@ -161,3 +164,23 @@ def test_without_a_layer_nothing_is_published() -> None:
     publisher = Publisher(lambda: None, lambda target: None, lambda seconds: None)
     publisher.publish([Event("products", "update", (1,))])
     assert stats.as_dict() == {**stats.as_dict(), "published": 0, "publish_failures": 0}
+
+
+async def test_a_server_threads_publish_does_not_wait_for_the_servers_busy_loop() -> None:
+    """A request's (or a socket's database) thread publishes on the process's sender loop: a server loop busy with
+    its sockets (here: blocked) does not hold the writer, which keeps its pooled database connection meanwhile."""
+    harness = Harness()
+    started, loop_blocked, published = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:  # run by asgiref for this loop: async_to_sync would send on this (blocked) loop
+        started.set()
+        loop_blocked.wait(10)
+        harness.write("products", 1)
+        published.set()
+
+    task = asyncio.ensure_future(sync_to_async(write, thread_sensitive=False)())
+    await wait_until_async(started.is_set, 10)
+    loop_blocked.set()
+    assert published.wait(10)  # the server loop is blocked right here, and the write is sent without it
+    await task
+    assert harness.layer.events() == [("likha.events.products", "[1]", 1, False)]
