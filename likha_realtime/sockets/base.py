@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
+from autobahn.exception import Disconnected
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -225,9 +226,14 @@ class RealtimeSocket(RealtimeAuthMixin):
         await self.send_text(self.encode_json(frame))
 
     async def send_text(self, text: str) -> None:
-        """Send an already encoded frame (nothing once the socket is closing)."""
-        if not self._closing:
+        """Send an already encoded frame (nothing once the socket is closing, or once its client has gone: a frame
+        racing the client's close is dropped, as the disconnect that follows would drop it, not an error)."""
+        if self._closing:
+            return
+        try:
             await self.send(text_data=text)  # type: ignore[attr-defined]  # the channels consumer's send()
+        except Disconnected:
+            logger.debug("%s socket: frame dropped, the client has gone", self.socket)
 
     async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
         """The error frame (on sockets whose protocol has one), then the error's close when it has one."""

@@ -5,8 +5,10 @@ behind it (docs/RELIABILITY.md, "Connection churn")."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -54,3 +56,20 @@ async def test_a_failing_group_leave_on_close_still_releases_the_consumer(
         await wait_until_async(lambda: cleanup._task is not None and cleanup._task.done())
         assert cleanup.abandoned == 0
         assert all(failures[0] not in members for members in layer.groups.values())  # it left every group
+
+
+async def test_a_frame_racing_the_clients_close_is_dropped_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    """A resync or event frame sent after the client has gone but before its disconnect reached the consumer: the
+    transport refuses it (autobahn's ``Disconnected``); it is dropped quietly, like any frame after the close."""
+    consumer = RestConsumer()
+    sent: list[str] = []
+
+    async def gone(text_data: str) -> None:
+        sent.append(text_data)
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    consumer.send = gone  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO):
+        await consumer.send_text('{"type":"subscription","event":"resync"}')
+    assert sent == ['{"type":"subscription","event":"resync"}']
+    assert [record for record in caplog.records if record.levelno >= logging.INFO] == []
