@@ -17,16 +17,17 @@ class DatabaseBusy(RealtimeError):
     default_message = "The server is busy, try again shortly."
 
 
+def _is_pool_timeout(exc: BaseException) -> bool:
+    """``psycopg_pool.PoolTimeout`` (or a subclass), told by name: the pool is the host's choice, not a dependency."""
+    return any(cls.__name__ == "PoolTimeout" and cls.__module__.startswith("psycopg_pool") for cls in type(exc).__mro__)
+
+
 def database_busy(exc: BaseException) -> bool:
     """Whether ``exc``, or an exception it was raised from or while handling, is the pool's wait running out."""
-    try:
-        from psycopg_pool import PoolTimeout
-    except ImportError:  # no pool installed: no pool to time out
-        return False
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, PoolTimeout):
+        if _is_pool_timeout(current):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__

@@ -204,7 +204,16 @@ def test_the_graphql_socket_hears_of_writes_to_the_hosts_model(host: Host) -> No
         # connection_init logs in with the user model's USERNAME_FIELD too.
         credentials = {"username": CLERK["username"], "password": CLERK["password"]}
         assert ws.request({"type": "connection_init", "payload": credentials}) == {"type": "connection_ack"}
-        query = "subscription { stock_items_mutated(event: update) { key event data { id sku quantity unit_cost } } }"
+        # unit_cost is not the clerk's to read: refused exactly as an unknown field (no field oracle).
+        hidden = "subscription { stock_items_mutated(event: update) { key event data { id sku unit_cost } } }"
+        message = "Cannot query field 'unit_cost' on type 'stock_items'."
+        location = {"line": 1, "column": hidden.index("unit_cost") + 1}
+        assert ws.request({"id": "0", "type": "subscribe", "payload": {"query": hidden}}) == {
+            "id": "0",
+            "type": "error",
+            "payload": [{"message": message, "locations": [location]}],
+        }
+        query = "subscription { stock_items_mutated(event: update) { key event data { id sku quantity } } }"
         ws.send({"id": "1", "type": "subscribe", "payload": {"query": query}})
         quantities = count(1)
 
@@ -225,8 +234,7 @@ def test_the_graphql_socket_hears_of_writes_to_the_hosts_model(host: Host) -> No
                     "stock_items_mutated": {
                         "key": key,
                         "event": "update",
-                        # unit_cost is not the clerk's to read: null
-                        "data": {"id": key, "sku": "GQL-1", "quantity": quantity, "unit_cost": None},
+                        "data": {"id": key, "sku": "GQL-1", "quantity": quantity},
                     }
                 }
             },
