@@ -80,6 +80,9 @@ class Socket:
                     break
                 wait = retry_after(answer, ping)
                 if wait is not None:  # the probe itself was over the message rate: honour the retry time, again
+                    # Pacing that the protocol asks of every client (REQUESTS_EXCEEDED's "retry after"), not a wait
+                    # for a condition; bounded by the rate window (MESSAGE_RATE_DURATION, 1 s).
+                    assert 0 < wait <= 1.0, answer
                     time.sleep(wait)
                     self.conn.send(json.dumps(ping))
                     continue
