@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
 RESYNC_WAIT_SECONDS = 60.0  # longest a resync waits for its socket's re-read after a channel-layer failure
+RESYNC_INTERVAL_SECONDS = 1.0  # between two rounds of resyncs: what is asked meanwhile goes in one round
 
 
 Listener = Subscriber
@@ -80,6 +81,7 @@ class Dispatcher:
         self._delivery: asyncio.Task[None] | None = None
         self._resync_pending: set[str] = set()  # collections whose subscribers are told to resync, soon
         self._resync_task: asyncio.Task[None] | None = None
+        self._resync_round_at = float("-inf")  # when the last round of resyncs started (the loop's clock)
         self._overflowed: set[str] = set()  # collections with events dropped since the queue last had room
         self._overflow_drops = 0
         channel.on(EVENT_MESSAGE, self._on_event)
@@ -136,14 +138,23 @@ class Dispatcher:
         self.resync([collection for collection, listeners in self.listeners.items() if listeners])
 
     def resync(self, collections: Iterable[str]) -> None:
-        """Tell the subscribers of ``collections`` (soon, once per subscriber and collection however often this is
-        called meanwhile) that they may have missed events: PROTOCOL §5 ``resync``."""
+        """Tell the subscribers of ``collections`` (soon: at once, or within ``RESYNC_INTERVAL_SECONDS`` of the last
+        round; once per subscriber and collection however often this is called meanwhile) that they may have missed
+        events: PROTOCOL §5 ``resync``."""
         self._resync_pending.update(collections)
         if self._resync_task is None or self._resync_task.done():
             self._resync_task = asyncio.get_running_loop().create_task(self._send_resyncs())
 
     async def _send_resyncs(self) -> None:
+        """Rounds of resyncs, one per ``RESYNC_INTERVAL_SECONDS`` at most: the first at once, then what was asked
+        meanwhile together. A process behind its channel sees gap after gap; a round per gap told every
+        subscriber again and again (the soak: 698,000 resync frames for 699 gaps), more load on a process behind."""
+        loop = asyncio.get_running_loop()
         while self._resync_pending:
+            wait = self._resync_round_at + RESYNC_INTERVAL_SECONDS - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._resync_round_at = loop.time()
             collections, self._resync_pending = self._resync_pending, set()
             for collection in sorted(collections):
                 for listener in list(self.listeners.get(collection, ())):

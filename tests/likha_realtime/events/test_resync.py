@@ -4,6 +4,7 @@ subscription of the affected collections hears it once; REST and GraphQL frames 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,6 +87,37 @@ async def test_a_gap_in_one_collection_resyncs_that_collections_subscribers_once
     assert products.resyncs == ["products"] and customers.resyncs == []
     assert stats.lost == 5 and stats.resyncs == 1
     assert dispatcher.queue.qsize() == 5  # every event that arrived is still delivered
+
+
+class TimedRecorder(Recorder):
+    """A ``Recorder`` that also notes when (the loop's clock) each resync came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    async def resync(self, collection: str) -> int:
+        self.times.append(asyncio.get_running_loop().time())
+        return await super().resync(collection)
+
+
+async def test_gap_after_gap_resyncs_at_most_once_per_interval(
+    dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process behind its channel sees gap after gap: the first is told at once, what follows within the
+    interval goes in one round after it (not a round per gap: the soak's resync storm)."""
+    monkeypatch.setattr(fanout, "RESYNC_INTERVAL_SECONDS", 0.5)
+    products = TimedRecorder()
+    dispatcher.listeners["products"].add(products)
+    dispatcher._on_event(message("products", 1))
+    dispatcher._on_event(message("products", 3))  # 2 lost
+    await settle(dispatcher)
+    assert products.resyncs == ["products"]
+    for seq in (5, 7, 9, 11):  # 4, 6, 8, 10 lost, each a gap of its own
+        dispatcher._on_event(message("products", seq))
+    await settle(dispatcher)
+    assert products.resyncs == ["products", "products"] and stats.lost == 5
+    assert products.times[1] - products.times[0] >= 0.5
 
 
 async def test_an_event_saying_that_its_publisher_dropped_events_resyncs(dispatcher: Dispatcher) -> None:
