@@ -6,7 +6,8 @@ minute); tests/live/test_soak_live.py runs the same code for 60 s at a reduced s
 
 Exact counting. Each subscriber holds one item subscription (``item``) on one of the soak's products, each write
 sets a product's ``stock`` to a new marker (a global sequence number), half through ``PATCH /items/products/<id>``
-and half through the REST socket's ``items`` update, on alternate processes. Writes to one product and the
+and half through the REST socket's ``items`` update, each kind spread evenly over the processes (as a load balancer
+spreads clients). Writes to one product and the
 (re)subscriptions to it take turns (a lock per product, in this client): a subscriber is registered while no write to
 its product is under way, after every process has delivered that product's earlier writes (a monitor subscription
 per process, which never reconnects, has received them all), and its ``init`` must show the product's last marker.
@@ -295,7 +296,7 @@ class Soak:
             raise RuntimeError(f"PATCH answered {reply}")
 
     async def write(self, n: int, key: int) -> None:
-        server = n % len(self.servers)
+        server = (n // 2) % len(self.servers)  # odd n PATCH, even n the socket: both kinds on every process
         async with self.locks[key]:
             marker = next(self.markers)
             try:

@@ -154,6 +154,9 @@ DEFAULTS: dict[str, Any] = {
     # Event deliveries (one per subscription and event, or an event not yet matched to a connection) waiting in a
     # server process; over it, the connection with the most waiting loses them and its subscriptions get a resync.
     "FANOUT_BACKLOG": 100_000,
+    # Connections' turns served at once by a server process's fan-out (each its own connection's, in order): while
+    # one turn waits for its re-read, others send or queue theirs, so the database thread never idles between them.
+    "FANOUT_CONCURRENCY": 8,
     # Browser origins that may open the three sockets (docs/CONFIGURATION.md): None = the site's own hosts (same
     # origin, or a host in ALLOWED_HOSTS, any port); else a list of origins ("https://erp.example.com"), "*" = any.
     # Others are refused at the handshake with HTTP 403; handshakes without an Origin header (not a browser) pass.
@@ -211,6 +214,7 @@ KINDS: dict[str, Kind] = {
     "QUERY_LIMIT_DEFAULT": Count(minimum=1),
     "QUERY_LIMIT_MAX": Count(minimum=1),
     "FANOUT_BACKLOG": Count(minimum=100),
+    "FANOUT_CONCURRENCY": Count(minimum=1),
     "WEBSOCKETS_ALLOWED_ORIGINS": Origins(),
     "COLLECTIONS": Dict(of="collection name -> model"),
     "CHANNEL_LAYER_TIMEOUT": Seconds(minimum=0.01),
@@ -256,6 +260,7 @@ ENVIRONMENT: dict[str, str] = {
     "QUERY_LIMIT_DEFAULT": "QUERY_LIMIT_DEFAULT",
     "QUERY_LIMIT_MAX": "QUERY_LIMIT_MAX",
     "WEBSOCKETS_FANOUT_BACKLOG": "FANOUT_BACKLOG",
+    "WEBSOCKETS_FANOUT_CONCURRENCY": "FANOUT_CONCURRENCY",
     "WEBSOCKETS_ALLOWED_ORIGINS": "WEBSOCKETS_ALLOWED_ORIGINS",
     "CHANNEL_LAYER_TIMEOUT": "CHANNEL_LAYER_TIMEOUT",
     "CHANNEL_LAYER_RETRY": "CHANNEL_LAYER_RETRY",

@@ -88,8 +88,13 @@ def _backlog_setting() -> int:
     return int(realtime_settings.FANOUT_BACKLOG)
 
 
+def _concurrency_setting() -> int:
+    return int(realtime_settings.FANOUT_CONCURRENCY)
+
+
 class FairScheduler:
-    """Pending entries by connection, one entry per turn (``run``, or ``serve_turn`` in tests).
+    """Pending entries by connection, one entry per turn (``run``, or ``serve_turn`` in tests); ``run`` serves up
+    to ``concurrency()`` turns at once, never two of one connection (its entries stay in order).
 
     Two turn orders: *fresh* connections (idle when an entry arrived for them, and holding few subscriptions on its
     collection) in arrival order, and *backlogged* ones (still holding entries after a turn, or many subscriptions)
@@ -98,8 +103,12 @@ class FairScheduler:
     backlog of others; backlogged connections still get every other turn (none starves).
     """
 
-    def __init__(self, backlog: Callable[[], int] = _backlog_setting) -> None:
+    def __init__(
+        self, backlog: Callable[[], int] = _backlog_setting, concurrency: Callable[[], int] = _concurrency_setting
+    ) -> None:
         self.backlog = backlog
+        self.concurrency = concurrency
+        self._running: set[asyncio.Task[None]] = set()  # turns being served (run)
         self.queues: dict[int, deque[Entry]] = {}  # by connection_of()
         self.pending = 0  # entries in all queues
         self._fresh: OrderedDict[int, None] = OrderedDict()  # idle connections that got an entry, in order
@@ -197,28 +206,59 @@ class FairScheduler:
     # -- serving ---------------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve turns forever (the dispatcher's delivery task)."""
+        """Serve turns forever (the dispatcher's delivery task): up to ``concurrency()`` at once, each of a
+        different connection. Served one after the other, each turn's re-read waited for a hop to the database
+        thread and back and a turn of the server's loop, the database thread idle in between (the soak: a process
+        serving writes fell minutes behind while its database thread was busy 4 % of the time)."""
         self._work = asyncio.Event()
-        turns = 0
+        try:
+            await self._run(asyncio.Semaphore(self.concurrency()))
+        finally:  # the dispatcher stopped: its turns end with it
+            for task in list(self._running):
+                task.cancel()
+
+    async def _run(self, slots: asyncio.Semaphore) -> None:
+        assert self._work is not None
+        loop = asyncio.get_running_loop()
+        started = 0
         while True:
             if not self._turns and not self._fresh:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            try:
-                await self.serve_turn()
-            except Exception:  # a subscriber whose subscriptions cannot be matched: the others go on
-                stats.delivery_errors += 1
-                logger.exception("an event delivery failed")
-            turns += 1
-            if turns % YIELD_EVERY == 0:
-                # A turn whose read was done already sends without suspending: let the loop run its sockets now and
+            await slots.acquire()
+            connection = self._next()
+            if connection is None:  # taken meanwhile (a drop): wait for work again
+                slots.release()
+                continue
+            task = loop.create_task(self._turn(connection))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: slots.release())
+            started += 1
+            if started % YIELD_EVERY == 0:
+                # Turns whose read was done already send without suspending: let the loop run its sockets now and
                 # then. Not after every turn: a frame and the next turn's re-read then reach the database thread
                 # before any work that the frame's receiver starts (tests order a write after a frame on this).
                 await asyncio.sleep(0)
 
+    async def _turn(self, connection: int) -> None:
+        try:
+            await self._serve_and_requeue(connection)
+        except Exception:  # a subscriber whose subscriptions cannot be matched: the others go on
+            stats.delivery_errors += 1
+            logger.exception("an event delivery failed")
+
     async def serve_turn(self) -> bool:
         """The next connection in turn serves one entry; ``False`` when no connection has any."""
+        connection = self._next()
+        if connection is None:
+            return False
+        await self._serve_and_requeue(connection)
+        return True
+
+    def _next(self) -> int | None:
+        """The connection whose turn it is (now *serving*: in neither order until its turn ends), or ``None``."""
         if self._fresh and (self._fresh_next or not self._turns):
             connection, _ = self._fresh.popitem(last=False)
             self._fresh_next = not self._turns  # a backlogged connection that waited gets the next turn
@@ -226,8 +266,11 @@ class FairScheduler:
             connection, _ = self._turns.popitem(last=False)
             self._fresh_next = True
         else:
-            return False
+            return None
         self._serving.add(connection)
+        return connection
+
+    async def _serve_and_requeue(self, connection: int) -> None:
         try:
             await self._serve(connection)
         finally:
@@ -235,9 +278,10 @@ class FairScheduler:
             queue = self.queues.get(connection)  # replaced meanwhile when it overflowed, gone when it closed
             if queue:
                 self._turns[connection] = None  # backlogged: to the back of the round
+                if self._work is not None:
+                    self._work.set()
             elif queue is not None:
                 self._set_queue(connection, queue)
-        return True
 
     async def _serve(self, connection: int) -> None:
         queue = self.queues[connection]

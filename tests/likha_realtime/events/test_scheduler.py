@@ -433,3 +433,60 @@ async def test_the_rest_socket_sends_a_resync_for_a_current_subscription_only(ro
     assert await next_frame(socket) == {"type": "subscription", "event": "resync", "uid": "r1"}
     assert await socket.receive_nothing()
     await socket.disconnect()
+
+
+# -- concurrent turns (run) ------------------------------------------------------------------------------------
+
+
+async def test_run_serves_other_connections_while_one_waits_for_its_read_never_two_turns_of_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While A's re-read waits (the database thread busy), B's and C's turns go on; A's second event waits for its
+    first (its frames keep their order); at most ``concurrency`` turns at once."""
+    held = asyncio.Event()
+    slow_read = asyncio.Event()
+
+    async def payload(subscription: Subscription, event: Event, keys: tuple[Any, ...]) -> Any:
+        world.log.append(("read", subscription.batch_key, keys))
+        if subscription.batch_key == "a-read":
+            slow_read.set()
+            await held.wait()
+        return Rows([{"id": key} for key in keys])
+
+    monkeypatch.setattr(deliver_module, "_payload", payload)
+    a = Connection(world, "A", sub("a", "a-read"))
+    b = Connection(world, "B", sub("b", "b-read"))
+    c = Connection(world, "C", sub("c", "c-read"))
+    scheduler = FairScheduler(backlog=lambda: 1000, concurrency=lambda: 2)
+    runner = asyncio.ensure_future(scheduler.run())
+    try:
+        scheduler.add_event(update(1), [a])
+        await asyncio.wait_for(slow_read.wait(), 5)
+        scheduler.add_event(update(2), [a, b, c])
+        await wait_until_async(lambda: len(world.frames()) == 2, message="B and C waited for A's read")
+        assert world.frames() == [("B", "b", (2,)), ("C", "c", (2,))]
+        assert world.reads().count(("read", "a-read", (1,))) == 1
+        assert ("read", "a-read", (2,)) not in world.reads()  # A's next turn waits for its first to end
+        held.set()
+        await wait_until_async(lambda: len(world.frames()) == 4, message="A's frames did not follow")
+        assert world.frames()[2:] == [("A", "a", (1,)), ("A", "a", (2,))]
+        assert scheduler.pending == 0
+    finally:
+        runner.cancel()
+
+
+async def test_run_serves_at_most_concurrency_turns_at_once(world: World) -> None:
+    world.hold = asyncio.Event()
+    connections = [Connection(world, f"C{n}", sub(f"c{n}", f"read-{n}")) for n in range(6)]
+    scheduler = FairScheduler(backlog=lambda: 1000, concurrency=lambda: 3)
+    runner = asyncio.ensure_future(scheduler.run())
+    try:
+        scheduler.add_event(update(1), connections)
+        await wait_until_async(lambda: len(world.reads()) == 3, message="fewer than 3 turns started")
+        for _ in range(20):  # the loop turns: no fourth read starts while three are held
+            await asyncio.sleep(0)
+        assert len(world.reads()) == 3
+        world.hold.set()
+        await wait_until_async(lambda: len(world.frames()) == 6, message="not every connection was served")
+    finally:
+        runner.cancel()
