@@ -64,6 +64,51 @@ def _layer_ready(listener: Any) -> asyncio.Event | None:
     return None
 
 
+class Routes:
+    """One collection's listeners by the rows whose events may concern them: those of any row, and those of some
+    items (a listener's ``item_keys(collection)``; without that method, any row). An event goes to the first set and
+    to the listeners of its own keys, so with thousands of item subscriptions an event costs the few listeners of its
+    rows, not a check of every listener of the collection (the soak: 30 % of a busy process). A superset: the
+    scheduler still asks each listener's subscriptions whether they want the event."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self.any_row: set[Listener] = set()
+        self.by_key: dict[str, set[Listener]] = defaultdict(set)
+        self._keys: dict[Listener, frozenset[str] | None] = {}  # how each listener is routed now
+
+    def route(self, listener: Listener) -> None:
+        item_keys = getattr(listener, "item_keys", None)
+        self.remove(listener)
+        keys = None if item_keys is None else item_keys(self.collection)
+        self._keys[listener] = keys
+        if keys is None:
+            self.any_row.add(listener)
+            return
+        for key in keys:
+            self.by_key[key].add(listener)
+
+    def remove(self, listener: Listener) -> None:
+        if listener not in self._keys:
+            return
+        keys = self._keys.pop(listener)
+        if keys is None:
+            self.any_row.discard(listener)
+            return
+        for key in keys:
+            members = self.by_key.get(key)
+            if members is not None:
+                members.discard(listener)
+                if not members:
+                    del self.by_key[key]
+
+    def for_keys(self, key_strings: Iterable[str]) -> list[Listener]:
+        found = set(self.any_row)
+        for key in key_strings:
+            found.update(self.by_key.get(key, ()))
+        return list(found)
+
+
 def _count_receive_failure() -> None:
     stats.receive_failures += 1
 
@@ -74,6 +119,7 @@ class Dispatcher:
     def __init__(self, channel: ProcessChannel) -> None:
         self.channel = channel
         self.listeners: dict[str, set[Listener]] = defaultdict(set)
+        self.routes: dict[str, Routes] = {}  # by collection: the listeners by the rows they may hear of
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.sequences = SequenceTracker()
         self.scheduler = FairScheduler()
@@ -94,9 +140,25 @@ class Dispatcher:
             self._delivery = asyncio.get_running_loop().create_task(self.scheduler.run())
         await self.channel.join(group_name(collection))
         self.listeners[collection].add(listener)
+        self._routes(collection).route(listener)
+
+    def reroute(self, listener: Listener) -> None:
+        """``listener``'s subscriptions changed: route it again in each collection it listens to."""
+        for collection, listeners in self.listeners.items():
+            if listener in listeners:
+                self._routes(collection).route(listener)
+
+    def _routes(self, collection: str) -> Routes:
+        routes = self.routes.get(collection)
+        if routes is None:
+            routes = self.routes[collection] = Routes(collection)
+        return routes
 
     def discard(self, collection: str, listener: Listener) -> None:
         self.listeners[collection].discard(listener)
+        routes = self.routes.get(collection)
+        if routes is not None:
+            routes.remove(listener)
         self.scheduler.drop(listener)  # what was pending for it would keep a closed socket alive
 
     def _on_event(self, message: dict[str, Any]) -> None:
@@ -192,10 +254,13 @@ class Dispatcher:
     def _schedule(self, message: dict[str, Any]) -> None:
         """The event to each connection's queue (no database work here: matching and re-reads take turns)."""
         collection = registry.get(message.get("collection"))
-        listeners = list(self.listeners.get(message.get("collection", ""), ()))
-        if collection is None or not listeners:
+        routes = self.routes.get(message.get("collection", ""))
+        if collection is None or routes is None:
             return
-        self.scheduler.add_event(Event.from_message(message, collection.model), listeners)
+        event = Event.from_message(message, collection.model)
+        listeners = routes.for_keys(event.key_strings)
+        if listeners:
+            self.scheduler.add_event(event, listeners)
 
     def stop(self) -> None:
         for task in (self._worker, self._delivery, self._resync_task):

@@ -284,7 +284,9 @@ class FairScheduler:
                 self._set_queue(connection, queue)
 
     async def _serve(self, connection: int) -> None:
-        queue = self.queues[connection]
+        queue = self.queues.get(connection)
+        if not queue:  # closed between the choice of its turn and the turn's start (run starts turns as tasks)
+            return
         entry = queue.popleft()
         self.pending -= 1
         if isinstance(entry, Arrival):  # matched on this connection's turn; its first delivery goes in the same turn

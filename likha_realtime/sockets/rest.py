@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import logging
 from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
@@ -39,7 +41,7 @@ class RestConsumer(JsonSocketConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.subscriptions: dict[str, Subscription] = {}
+        self._subscriptions: Mapping[str, Subscription] = MappingProxyType({})
         self.principal: Principal | None = None
         self._held_frames: deque[tuple[Subscription, str]] = deque()
         self._held = Backlog()  # bytes of _held_frames: bounded by SEND_BUFFER_MAX_BYTES (close 4429 beyond)
@@ -62,15 +64,36 @@ class RestConsumer(JsonSocketConsumer):
             for collection in list(dispatcher.listeners):
                 dispatcher.discard(collection, self)
             self._listening = False
-        self.subscriptions.clear()
+        self.subscriptions = {}
         self._held_frames.clear()
         self._held.clear()
         if self._release_task is not None:
             self._release_task.cancel()
             self._release_task = None
 
+    @property
+    def subscriptions(self) -> Mapping[str, Subscription]:
+        """By uid (read-only: a change assigns a new mapping, so that the dispatcher's routes follow it)."""
+        return self._subscriptions
+
+    @subscriptions.setter
+    def subscriptions(self, subscriptions: Mapping[str, Subscription]) -> None:
+        self._subscriptions = MappingProxyType(dict(subscriptions))
+        if self._listening:
+            get_dispatcher().reroute(self)
+
     def subscriptions_for(self, collection: str) -> list[Subscription]:
-        return [s for s in self.subscriptions.values() if s.collection == collection]
+        return [s for s in self._subscriptions.values() if s.collection == collection]
+
+    def item_keys(self, collection: str) -> frozenset[str] | None:
+        """The rows of ``collection`` whose events may concern this connection (keys as strings), ``None`` for any
+        row: the dispatcher's routes (``events.fanout``), so an event skips the connections of other items."""
+        keys = []
+        for subscription in self.subscriptions_for(collection):
+            if subscription.item_key is None:
+                return None
+            keys.append(subscription.item_key)
+        return frozenset(keys)
 
     async def receive_event(self, subscription: Subscription, action: str, payload: Any, data_json: str) -> None:
         """An event's frame, read under ``subscription``'s plan, goes out only while that plan is still this
@@ -145,7 +168,7 @@ class RestConsumer(JsonSocketConsumer):
             raise TooManySubscriptions(limit)  # a new one (the same uid again replaces, and is not counted twice)
         subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
         key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
-        self.subscriptions[key] = subscription  # replaces the same uid only now that the new one is valid
+        self.subscriptions = {**self.subscriptions, key: subscription}  # the same uid replaced only now it is valid
         self._listening = True  # before add(): a connection that ends during it is still taken out (release())
         await get_dispatcher().add(subscription.collection, self)
         await self.send_frame(init)
@@ -154,10 +177,10 @@ class RestConsumer(JsonSocketConsumer):
     async def handle_unsubscribe(self, message: dict[str, Any]) -> None:
         uid = message.get("uid")
         if uid is None:
-            self.subscriptions.clear()
+            self.subscriptions = {}
             await self.send_frame({"type": "subscription", "event": "unsubscribe"})
             return
-        self.subscriptions.pop(str(uid), None)
+        self.subscriptions = {key: s for key, s in self.subscriptions.items() if key != str(uid)}
         await self.send_frame({"type": "subscription", "event": "unsubscribe", "uid": str(uid)})
 
     async def handle_items(self, message: dict[str, Any]) -> None:

@@ -490,3 +490,18 @@ async def test_run_serves_at_most_concurrency_turns_at_once(world: World) -> Non
         await wait_until_async(lambda: len(world.frames()) == 6, message="not every connection was served")
     finally:
         runner.cancel()
+
+
+async def test_a_connection_closed_between_the_choice_of_its_turn_and_its_start_is_skipped(world: World) -> None:
+    """``run`` picks a connection, then starts its turn as a task: the socket may close in between."""
+    a = Connection(world, "A", sub("a", "a-read"))
+    b = Connection(world, "B", sub("b", "b-read"))
+    scheduler = FairScheduler(backlog=lambda: 1000)
+    scheduler.add_event(update(1), [a, b])
+    chosen = scheduler._next()  # A's turn (the task not started yet)
+    scheduler.drop(a)
+
+    await scheduler._serve_and_requeue(chosen)  # nothing to serve: no error, nothing sent
+
+    await serve_all(scheduler)
+    assert world.frames() == [("B", "b", (1,))]
