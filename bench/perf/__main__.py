@@ -8,7 +8,7 @@ import itertools
 import json
 import sys
 
-from bench.perf.cluster import likha
+from bench.perf.cluster import channels_baseline, likha, websockets_baseline
 from bench.perf.scenarios import connects, fanout
 
 
@@ -21,9 +21,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--server", choices=["likha", "channels", "websockets"], default="likha")
     args = parser.parse_args()
     markers = itertools.count(1000)
-    with likha(args.processes) as target:
+    servers = {"likha": likha, "channels": channels_baseline, "websockets": websockets_baseline}[args.server]
+    with servers(args.processes) as target:
         if args.scenario == "fanout":
             result = fanout(
                 target, markers, kind=args.kind, subscribers=args.subscribers, rate=args.rate, seconds=args.seconds

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 from bench.perf.scenarios import Target
-from tests.live.harness import DaphneProcess, LiveDatabase, find_or_start_redis, server_env
+from tests.live.harness import (
+    ROOT,
+    DaphneProcess,
+    LiveDatabase,
+    find_or_start_redis,
+    free_port,
+    server_env,
+    stop_process,
+    wait_for_port,
+)
 
 ADMIN = {"email": "admin@example.com", "password": "admin-password"}
 
@@ -63,4 +75,57 @@ def likha(processes: int = 2, extra_env: dict[str, str] | None = None) -> Iterat
             server.stop()
         if database.drop:
             database.drop()
+        redis.stop()
+
+
+@contextlib.contextmanager
+def _processes(commands: list[list[str]], ports: list[int], env: dict[str, str]) -> Iterator[list[int]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for command in commands:
+            started.append(
+                subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+            )
+        for process, port in zip(started, ports, strict=True):
+            wait_for_port("127.0.0.1", port, 30, process)
+        yield [process.pid for process in started]
+    finally:
+        for process in started:
+            stop_process(process)
+
+
+@contextlib.contextmanager
+def channels_baseline(processes: int = 2) -> Iterator[Target]:
+    """Baseline (a): bench/perf/baseline_channels.py on daphne, ``processes`` of them on one Redis."""
+    redis = find_or_start_redis()
+    env = {**os.environ, "REDIS_URL": redis.url, "REDIS_PREFIX": f"baseline{time.time_ns()}"}
+    ports = [free_port() for _ in range(processes)]
+    commands = [
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.perf.baseline_channels:application"]
+        for port in ports
+    ]
+    try:
+        with _processes(commands, ports, env) as pids:
+            urls = [f"ws://127.0.0.1:{port}/" for port in ports]
+            yield Target(urls, [], pids, f"http://127.0.0.1:{ports[0]}", "", 1)
+    finally:
+        redis.stop()
+
+
+@contextlib.contextmanager
+def websockets_baseline(processes: int = 2) -> Iterator[Target]:
+    """Baseline (b): bench/perf/baseline_websockets.py, ``processes`` of them on one Redis."""
+    redis = find_or_start_redis()
+    env = {**os.environ, "REDIS_URL": redis.url, "REDIS_PREFIX": f"baseline{time.time_ns()}"}
+    ports = [free_port() for _ in range(processes)]
+    http_ports = [free_port() for _ in range(processes)]
+    commands = [
+        [sys.executable, "-m", "bench.perf.baseline_websockets", str(port), str(http_port)]
+        for port, http_port in zip(ports, http_ports, strict=True)
+    ]
+    try:
+        with _processes(commands, ports, env) as pids:
+            urls = [f"ws://127.0.0.1:{port}/" for port in ports]
+            yield Target(urls, [], pids, f"http://127.0.0.1:{http_ports[0]}", "", 1)
+    finally:
         redis.stop()
