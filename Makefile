@@ -74,10 +74,13 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy realtime_auth likha_realtime
 
-## make bench: fan-out benchmark (1,000 subscribers over 2 daphne processes on Redis); see docs/BENCHMARKS.md
-bench: install-dev
-	$(PY) -m bench.fanout --subscribers 1000 --processes 2 --rate 10 --seconds 10
-	$(PY) -m bench.logs_block
+## make bench: every performance target (docs/BENCHMARKS.md) against 2 daphne processes on Redis and PostgreSQL, with
+## the baselines in the same run; a Node load generator in worker processes of its own (bench/perf). Prints each
+## target PASS/FAIL, writes docs/BENCHMARKS.md's table and docs/benchmarks.json; exits 1 when a target fails.
+BENCH_ARGS ?=
+bench: install-dev node_modules/.stamp
+	$(PY) scripts/require_postgres.py "$(TEST_DATABASE_URL)"
+	DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m bench.perf.suite $(BENCH_ARGS)
 
 ## make soak: 2,000 subscribed connections over 2 daphne processes on Redis and PostgreSQL, 50 writes/s for 10 minutes,
 ## 10 % reconnecting every minute; exits non-zero on any lost or duplicated event, ERROR line or RSS growth >= 5 %

@@ -21,14 +21,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--server", choices=["likha", "channels", "websockets"], default="likha")
     args = parser.parse_args()
     markers = itertools.count(1000)
     servers = {"likha": likha, "channels": channels_baseline, "websockets": websockets_baseline}[args.server]
     with servers(args.processes) as target:
         if args.scenario == "fanout":
-            result = fanout(
-                target, markers, kind=args.kind, subscribers=args.subscribers, rate=args.rate, seconds=args.seconds
+            result: object = fanout(
+                target,
+                markers,
+                kind=args.kind,
+                subscribers=args.subscribers,
+                rate=args.rate,
+                seconds=args.seconds,
+                rounds=args.rounds,
             )
         else:
             urls = [url.split("?")[0] for url in target.rest_urls]

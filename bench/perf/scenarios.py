@@ -61,6 +61,84 @@ def spread(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if n < total % parts else 0) for n in range(parts)]
 
 
+class Subscribers:
+    """``subscribers`` sockets of ``kind`` (rest | graphql) over the target's processes, subscribed and warmed up
+    (every socket has had an event frame); ``measure`` runs rounds of writes on them; ``results`` tallies each
+    round once the workers have stopped (their records are read at the end)."""
+
+    def __init__(self, target: Target, markers: Iterator[int], *, kind: str, subscribers: int, workers: int = 4):
+        self.target, self.markers, self.kind, self.subscribers = target, markers, kind, subscribers
+        self.pool: list[Worker] = []
+        self.writer = Writer(target.http, target.token)
+        self.rounds: list[dict[str, Any]] = []
+        self.rss_idle = [rss_kib(pid) for pid in target.pids]
+        try:
+            offset = 0
+            for count in spread(subscribers, workers):
+                config: dict[str, Any] = {"mode": "subscribe", "kind": kind, "count": count, "offset": offset}
+                if kind == "rest":
+                    config.update(urls=target.rest_urls, subscribe=REST_SUBSCRIBE)
+                else:
+                    config.update(urls=target.graphql_urls, token=target.token, query=GRAPHQL_SUBSCRIPTION)
+                    config["field"] = "products_mutated"
+                self.pool.append(Worker(config))
+                offset += count
+            started = time.monotonic()
+            ready = [worker.wait_for("ready", 900) for worker in self.pool]
+            self.connect_seconds = time.monotonic() - started
+            opened = sum(line["ready"] for line in ready)
+            if opened < subscribers:
+                raise RuntimeError(f"only {opened} of {subscribers} subscribed: {[line['errors'] for line in ready]}")
+            self.rss_subscribed = [rss_kib(pid) for pid in target.pids]
+            self.warmup = _warm_up(target, self.writer, markers, self.pool, ready)
+            _drain(self.pool)  # the warm-up's frames are in: none of them is counted in a round
+        except BaseException:
+            self.close()
+            raise
+
+    def measure(self, rate: float, seconds: float) -> None:
+        measured = list(itertools.islice(self.markers, max(1, round(rate * seconds))))
+        cpu_before = [cpu_seconds(pid) for pid in self.target.pids]
+        started = time.monotonic()
+        schedule_seconds = self.writer.run(self.target.key, measured, rate)
+        drained_after = _drain(self.pool)
+        elapsed = time.monotonic() - started
+        cpu = sum(cpu_seconds(pid) for pid in self.target.pids) - sum(cpu_before)
+        self.rounds.append(
+            {
+                "rate": rate,
+                "seconds": seconds,
+                "measured": measured,
+                "schedule_seconds": schedule_seconds,
+                "drained_after": drained_after,
+                "elapsed": elapsed,
+                "cpu": cpu,
+            }
+        )
+
+    def results(self) -> list[dict[str, Any]]:
+        """Stops the workers and tallies every round."""
+        done = [worker.stop() for worker in self.pool]
+        records: list[tuple[float, float]] = [record for worker in self.pool for record in worker.records()]
+        self.close()
+        common = {
+            "connect_seconds": self.connect_seconds,
+            "warmup": self.warmup,
+            "done": done,
+            "rss_idle": self.rss_idle,
+            "rss_subscribed": self.rss_subscribed,
+        }
+        return [
+            _tally(kind=self.kind, subscribers=self.subscribers, writer=self.writer, records=records, **common, **run)
+            for run in self.rounds
+        ]
+
+    def close(self) -> None:
+        self.writer.close()
+        for worker in self.pool:
+            worker.close()
+
+
 def fanout(
     target: Target,
     markers: Iterator[int],
@@ -69,61 +147,13 @@ def fanout(
     subscribers: int,
     rate: float,
     seconds: float,
-    workers: int = 4,
-) -> dict[str, Any]:
-    """``subscribers`` sockets of ``kind`` (rest | graphql) over the target's processes, ``rate`` writes/s for
-    ``seconds``: delivery, latency, frames/s, own-state frames, server CPU per frame."""
-    pool: list[Worker] = []
-    writer = Writer(target.http, target.token)
-    try:
-        offset = 0
-        for count in spread(subscribers, workers):
-            config: dict[str, Any] = {"mode": "subscribe", "kind": kind, "count": count, "offset": offset}
-            if kind == "rest":
-                config.update(urls=target.rest_urls, subscribe=REST_SUBSCRIBE)
-            else:
-                config.update(urls=target.graphql_urls, token=target.token, query=GRAPHQL_SUBSCRIPTION)
-                config["field"] = "products_mutated"
-            pool.append(Worker(config))
-            offset += count
-        connect_started = time.monotonic()
-        ready = [worker.wait_for("ready", 600) for worker in pool]
-        connect_seconds = time.monotonic() - connect_started
-        opened = sum(line["ready"] for line in ready)
-        if opened < subscribers:
-            raise RuntimeError(f"only {opened} of {subscribers} subscribed: {[line['errors'] for line in ready]}")
-        warmup = _warm_up(target, writer, markers, pool, ready)
-        rss_before = [rss_kib(pid) for pid in target.pids]
-        measured = list(itertools.islice(markers, max(1, round(rate * seconds))))
-        cpu_before = [cpu_seconds(pid) for pid in target.pids]
-        started = time.monotonic()
-        schedule_seconds = writer.run(target.key, measured, rate)
-        drained_after = _drain(pool)
-        elapsed = time.monotonic() - started
-        cpu = sum(cpu_seconds(pid) for pid in target.pids) - sum(cpu_before)
-        done = [worker.stop() for worker in pool]
-        records: list[tuple[float, float]] = [record for worker in pool for record in worker.records()]
-    finally:
-        writer.close()
-        for worker in pool:
-            worker.close()
-    return _tally(
-        kind=kind,
-        subscribers=subscribers,
-        rate=rate,
-        seconds=seconds,
-        measured=measured,
-        writer=writer,
-        records=records,
-        elapsed=elapsed,
-        schedule_seconds=schedule_seconds,
-        drained_after=drained_after,
-        cpu=cpu,
-        connect_seconds=connect_seconds,
-        warmup=warmup,
-        done=done,
-        rss_before=rss_before,
-    )
+    rounds: int = 1,
+) -> list[dict[str, Any]]:
+    """``rounds`` rounds of ``rate`` writes/s for ``seconds`` on ``subscribers`` sockets of ``kind``."""
+    clients = Subscribers(target, markers, kind=kind, subscribers=subscribers)
+    for _ in range(rounds):
+        clients.measure(rate, seconds)
+    return clients.results()
 
 
 def _warm_up(
@@ -200,7 +230,10 @@ def _tally(**run: Any) -> dict[str, Any]:
         "drained_after_s": round(run["drained_after"], 2),
         "client_closed": sum(line.get("closed", 0) for line in run["done"]),
         "client_unexpected": sum(line.get("unexpected", 0) for line in run["done"]),
-        "rss_kib_before": run["rss_before"],
+        "rss_kib_idle": run["rss_idle"],
+        "rss_kib_subscribed": run["rss_subscribed"],
+        "rss_kib_per_connection": round((sum(run["rss_subscribed"]) - sum(run["rss_idle"])) / max(1, subscribers), 2),
+        "writes_per_s_achieved": round(len(ok) / max(run["schedule_seconds"], 1e-9), 1),
     }
 
 
