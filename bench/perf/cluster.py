@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.perf.scenarios import Target
@@ -95,37 +95,31 @@ def _processes(commands: list[list[str]], ports: list[int], env: dict[str, str])
 
 
 @contextlib.contextmanager
-def channels_baseline(processes: int = 2) -> Iterator[Target]:
-    """Baseline (a): bench/perf/baseline_channels.py on daphne, ``processes`` of them on one Redis."""
+def _baseline(processes: int, command: Callable[[int, int], list[str]], http_on_own_port: bool) -> Iterator[Target]:
+    """``processes`` baseline servers on one Redis: ``command(port, http_port)`` starts one; the writer writes to
+    the first one's HTTP port (its WebSocket port unless ``http_on_own_port``)."""
     redis = find_or_start_redis()
     env = {**os.environ, "REDIS_URL": redis.url, "REDIS_PREFIX": f"baseline{time.time_ns()}"}
     ports = [free_port() for _ in range(processes)]
-    commands = [
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.perf.baseline_channels:application"]
-        for port in ports
-    ]
-    try:
-        with _processes(commands, ports, env) as pids:
-            urls = [f"ws://127.0.0.1:{port}/" for port in ports]
-            yield Target(urls, [], pids, f"http://127.0.0.1:{ports[0]}", "", 1)
-    finally:
-        redis.stop()
-
-
-@contextlib.contextmanager
-def websockets_baseline(processes: int = 2) -> Iterator[Target]:
-    """Baseline (b): bench/perf/baseline_websockets.py, ``processes`` of them on one Redis."""
-    redis = find_or_start_redis()
-    env = {**os.environ, "REDIS_URL": redis.url, "REDIS_PREFIX": f"baseline{time.time_ns()}"}
-    ports = [free_port() for _ in range(processes)]
-    http_ports = [free_port() for _ in range(processes)]
-    commands = [
-        [sys.executable, "-m", "bench.perf.baseline_websockets", str(port), str(http_port)]
-        for port, http_port in zip(ports, http_ports, strict=True)
-    ]
+    http_ports = [free_port() for _ in range(processes)] if http_on_own_port else ports
+    commands = [command(port, http_port) for port, http_port in zip(ports, http_ports, strict=True)]
     try:
         with _processes(commands, ports, env) as pids:
             urls = [f"ws://127.0.0.1:{port}/" for port in ports]
             yield Target(urls, [], pids, f"http://127.0.0.1:{http_ports[0]}", "", 1)
     finally:
         redis.stop()
+
+
+def channels_baseline(processes: int = 2) -> contextlib.AbstractContextManager[Target]:
+    """Baseline (a): bench/perf/baseline_channels.py on daphne."""
+    app = "bench.perf.baseline_channels:application"
+    return _baseline(
+        processes, lambda port, _: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], False
+    )
+
+
+def websockets_baseline(processes: int = 2) -> contextlib.AbstractContextManager[Target]:
+    """Baseline (b): bench/perf/baseline_websockets.py."""
+    module = "bench.perf.baseline_websockets"
+    return _baseline(processes, lambda port, http: [sys.executable, "-m", module, str(port), str(http)], True)
