@@ -50,6 +50,7 @@ class RedisChannelLayer(UpstreamRedisChannelLayer):
         super().__init__(*args, **kwargs)
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self.orphans_dropped = 0  # messages read for a channel whose socket had gone
+        self.undecodable = 0  # entries receive_batch could not decode (skipped)
 
     async def receive(self, channel: str) -> Any:
         if "!" not in channel:
@@ -157,7 +158,14 @@ class RedisChannelLayer(UpstreamRedisChannelLayer):
             contents += [member for member, _ in await connection.zpopmin(key, limit - 1)]
         messages = []
         for content in contents:
-            message = self.deserialize(content)
+            try:
+                message = self.deserialize(content)
+            except Exception:  # one bad entry must not lose the batch popped with it
+                message = None
+            if not isinstance(message, dict):
+                self.undecodable += 1
+                logger.warning("process channel: a message that cannot be decoded was skipped")
+                continue
             target = message.pop("__asgi_channel__", channel)  # a group_send's: every channel that shares the key
             if channel == target or (isinstance(target, list) and channel in target):
                 messages.append(message)

@@ -73,6 +73,7 @@ class ProcessChannel:
         self._server: asyncio.AbstractEventLoop | None = None  # where handlers and callbacks run
         self._reader: asyncio.AbstractEventLoop | None = None  # own_loop: the loop that uses the layer
         self._reader_lock = threading.Lock()
+        self._joined: set[str] = set()  # own_loop: groups whose first join has finished (read on the server's loop)
 
     @property
     def crosses_processes(self) -> bool:
@@ -100,7 +101,14 @@ class ProcessChannel:
         if not self.own_loop:
             await self._join(group)
             return
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._join(group), self._reading_loop()))
+        if group in self._joined:
+            return  # joined once already (the refresh and the recovery keep it joined): no round trip
+        # Shielded: a caller cancelled meanwhile (a socket closing) must not stop the join half-way on the reading
+        # loop, with the group recorded as joined and never joined.
+        await asyncio.shield(
+            asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._join(group), self._reading_loop()))
+        )
+        self._joined.add(group)
 
     def _reading_loop(self) -> asyncio.AbstractEventLoop:
         with self._reader_lock:

@@ -138,9 +138,11 @@ class Dispatcher:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work())
             self._delivery = asyncio.get_running_loop().create_task(self.scheduler.run())
-        await self.channel.join(group_name(collection))
+        # Registered before the join, which may wait (a round trip to the process channel's reading loop): an event
+        # handled meanwhile reaches the new subscriber, and a listener discarded meanwhile stays out.
         self.listeners[collection].add(listener)
         self._routes(collection).route(listener)
+        await self.channel.join(group_name(collection))
 
     def reroute(self, listener: Listener) -> None:
         """``listener``'s subscriptions changed: route it again in each collection it listens to."""

@@ -131,3 +131,53 @@ def test_on_redis_the_process_channel_has_a_layer_instance_and_a_loop_of_its_own
     assert channel.own_loop is True
     assert isinstance(channel.layer, RedisChannelLayer) and channel.layer is not sockets_layer
     assert channel.layer.client_prefix != sockets_layer.client_prefix  # its own Redis list: not the sockets'
+
+
+class HeldJoins(RedisChannelLayer):
+    """A Redis layer whose ``group_add`` waits until ``release`` is set (a thread event: the join runs on the
+    process channel's reading loop)."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.entered.set()
+        await asyncio.to_thread(self.release.wait, WAIT)
+        await super().group_add(group, channel)
+
+
+async def test_a_join_whose_caller_is_cancelled_still_joins(config: dict[str, Any], sender: RedisChannelLayer) -> None:
+    """A socket that closes while its subscription joins the collection's group must not leave the group recorded
+    as joined and never joined (the process would hear nothing of it until the hourly refresh)."""
+    layer = HeldJoins(**config)
+    channel = ProcessChannel(layer, own_loop=True)
+    handled: list[int] = []
+    channel.on(EVENT, lambda message: handled.append(message["n"]))
+    try:
+        first = asyncio.ensure_future(channel.join("likha.events.products"))
+        await wait_until_async(layer.entered.is_set, WAIT, "the join did not start")
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        layer.release.set()
+        await channel.join("likha.events.products")  # another subscriber of the collection, later
+        await sender.group_send("likha.events.products", {"type": EVENT, "n": 1})
+        await wait_until_async(lambda: handled == [1], WAIT, "the group was never joined")
+    finally:
+        channel.stop()
+
+
+async def test_undecodable_entries_are_skipped_not_the_batch(config: dict[str, Any], sender: RedisChannelLayer) -> None:
+    layer = RedisChannelLayer(**config)
+    name = await layer.new_channel()
+    await sender.send(name, {"type": EVENT, "n": 1})
+    key = layer.prefix + layer.non_local_name(name)
+    client = redis.Redis.from_url(config["hosts"][0]["address"])
+    client.zadd(key, {b"\xc1 not msgpack": 1e12})  # scored after the good one
+    await sender.send(name, {"type": EVENT, "n": 2})
+    client.zadd(key, {b"\xc1 not msgpack either": 0})  # before both
+
+    assert await layer.receive_batch(name) == [{"type": EVENT, "n": 1}, {"type": EVENT, "n": 2}]
+    assert layer.undecodable == 2
+    await layer.flush()

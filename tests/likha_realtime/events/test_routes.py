@@ -4,12 +4,14 @@ subscriptions as they change (subscribe, re-subscribe under the same uid, unsubs
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from likha_realtime.events.fanout import Routes, get_dispatcher
 from tests.likha_realtime.support import Roles, next_frame, open_socket, subscribe
+from tests.support import wait_until_async
 
 
 class Listener:
@@ -78,3 +80,32 @@ async def test_a_rest_sockets_routes_follow_its_subscriptions(roles: Roles, seed
 
     await socket.disconnect()
     assert routed(consumer) == (False, set())
+
+
+async def test_a_listener_is_registered_before_the_join_and_a_discard_meanwhile_holds() -> None:
+    """The join may wait (a round trip to the process channel's reading loop): an event handled meanwhile reaches
+    the new listener, and one discarded meanwhile (its socket ended) is not registered afterwards for good."""
+    from channels.layers import InMemoryChannelLayer
+
+    from likha_realtime.events.fanout import Dispatcher
+    from likha_realtime.node import ProcessChannel
+
+    gate = asyncio.Event()
+
+    class SlowJoin(ProcessChannel):
+        async def join(self, group: str) -> None:
+            await gate.wait()
+
+    dispatcher = Dispatcher(SlowJoin(InMemoryChannelLayer()))
+    listener = Listener(frozenset({"1"}))
+    try:
+        adding = asyncio.ensure_future(dispatcher.add("products", listener))  # type: ignore[arg-type]
+        await wait_until_async(lambda: listener in dispatcher.listeners["products"], 5, "not registered")
+        assert dispatcher.routes["products"].for_keys({"1"}) == [listener]
+        dispatcher.discard("products", listener)  # type: ignore[arg-type]
+        gate.set()
+        await adding
+        assert listener not in dispatcher.listeners["products"]
+        assert dispatcher.routes["products"].for_keys({"1"}) == []
+    finally:
+        dispatcher.stop()
