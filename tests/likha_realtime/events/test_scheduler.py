@@ -483,9 +483,9 @@ async def test_run_serves_at_most_concurrency_turns_at_once(world: World) -> Non
     try:
         scheduler.add_event(update(1), connections)
         await wait_until_async(lambda: len(world.reads()) == 3, message="fewer than 3 turns started")
-        for _ in range(20):  # the loop turns: no fourth read starts while three are held
-            await asyncio.sleep(0)
-        assert len(world.reads()) == 3
+        # run starts turns without yielding until a slot is missing: over the limit, all six would be running now.
+        assert len(scheduler._running) == 3
+        assert len(scheduler._fresh) + len(scheduler._turns) == 3  # the other three still wait for their turn
         world.hold.set()
         await wait_until_async(lambda: len(world.frames()) == 6, message="not every connection was served")
     finally:
