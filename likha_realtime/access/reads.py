@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, models
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.expressions import OrderBy
@@ -249,6 +250,90 @@ def _shape(plan: ReadPlan, row: dict[str, Any], hidden: dict[str, set[Any]]) -> 
     return out
 
 
+def read_committed(
+    plan: ReadPlan, keys: tuple[Any, ...], rows: tuple[dict[str, Any] | None, ...]
+) -> list[dict[str, Any]]:
+    """What ``read(plan, keys=keys, window=False)`` gives, from ``rows``, the snapshots of the rows ``keys`` as
+    their write committed them (``query.snapshot.committed_rows``), without the database: the row rule and filter
+    evaluated in Python (``query.evaluate``, which agrees with the database or raises ``Unevaluable``), the fields
+    taken from the snapshot, a related row hidden by its collection's rule shown as ``null``.
+
+    Raises ``Unevaluable`` where only the database can answer: a row not captured, a rule or filter ``evaluate``
+    cannot answer, a field the snapshot does not carry, a default manager that filters rows, or several rows to be
+    put in an order other than by an integer key. The caller then reads the database (``read``).
+    """
+    model = plan.collection.model
+    if not _plain_manager(model):
+        raise Unevaluable(f"The default manager of {model.__name__} filters rows.")
+    latest: dict[Any, dict[str, Any]] = {}  # a row written twice in one transaction: its last state
+    for key, row in zip(keys, rows, strict=True):
+        if row is None:
+            raise Unevaluable("A row's committed state is not known.")
+        latest[key] = row
+    if len(latest) > 1:
+        if plan.order != ["pk"] or not isinstance(model._meta.pk, models.AutoField | models.IntegerField):
+            raise Unevaluable("Only the database knows the order of these rows.")
+        latest = dict(sorted(latest.items()))
+    vendor = connection.vendor
+    found = []
+    for row in latest.values():
+        if not evaluate(plan.condition, row, vendor):
+            continue
+        values = {path: _snapshot_value(model, row, path) for path in plan.paths}
+        hidden: dict[str, set[Any]] = {}
+        for relation, (target, rule) in plan.nested_rules.items():
+            related = row.get(relation)
+            if not _plain_manager(target.model) or (related is not None and not isinstance(related, dict)):
+                raise Unevaluable(f"Cannot tell whether the related row of {relation!r} is visible.")
+            if related is not None and not evaluate(rule, related, vendor):
+                hidden[relation] = {values[relation]}
+        found.append(_shape(plan, values, hidden))
+    return found
+
+
+def _plain_manager(model: type[models.Model]) -> bool:
+    """Whether the default manager reads every row (a snapshot cannot tell which rows a filtering one hides)."""
+    return not model._default_manager.all().query.has_filters()
+
+
+def _snapshot_value(model: type[models.Model], row: dict[str, Any], path: str) -> Any:
+    """The value ``values(path)`` gives for the row of the snapshot ``row``: a field, a relation's key, or a field
+    of the related row (one level)."""
+    head, _, rest = path.partition("__")
+    if head == "pk" and not rest:
+        return row["pk"]
+    try:
+        field = model._meta.get_field(head)
+    except FieldDoesNotExist:
+        raise Unevaluable(f"No field {head!r} in {model.__name__}.") from None
+    if field.name != head or head not in row:
+        raise Unevaluable(f"The snapshot does not carry {head!r}.")
+    value = row[head]
+    if not rest:
+        return _field_value(field, value)
+    if "__" in rest or not field.is_relation or (value is not None and not isinstance(value, dict)):
+        raise Unevaluable(f"Cannot follow {path!r} in the snapshot.")
+    if value is None:
+        return None  # a NULL relation: every field through it reads as NULL
+    related_model = cast("type[models.Model]", field.related_model)
+    try:
+        sub_field = related_model._meta.get_field(rest)
+    except FieldDoesNotExist:
+        raise Unevaluable(f"No field {rest!r} in {related_model.__name__}.") from None
+    if sub_field.name != rest or rest not in value:
+        raise Unevaluable(f"The snapshot does not carry {path!r}.")
+    return _field_value(sub_field, value[rest])
+
+
+def _field_value(field: Any, value: Any) -> Any:
+    """A snapshot's value of ``field`` as ``values()`` gives it: a relation by the key its column holds."""
+    if not field.is_relation or value is None:
+        return value
+    if not isinstance(value, dict) or field.target_field.name not in value:
+        raise Unevaluable(f"The snapshot of {field.name!r} has no key.")
+    return value[field.target_field.name]
+
+
 def meta(plan: ReadPlan) -> dict[str, int]:
     result: dict[str, int] = {}
     if "total_count" in plan.query.meta:
@@ -261,12 +346,14 @@ def meta(plan: ReadPlan) -> dict[str, int]:
 
 def visible_deletes(plan: ReadPlan, keys: tuple[Any, ...], snapshots: tuple[dict[str, Any] | None, ...]) -> list[Any]:
     """The deleted keys this plan's principal could read and whose filter matched before deletion."""
-    if not snapshots:  # published without row values: only unconditional subscriptions may hear of it
-        return list(keys) if not plan.condition else []
     visible = []
-    for key, before in zip(keys, snapshots, strict=False):
+    for key, before in zip(keys, snapshots or (None,) * len(keys), strict=True):
+        if before is None:  # published without row values: only unconditional subscriptions may hear of it
+            if not plan.condition:
+                visible.append(key)
+            continue
         try:
-            if before is not None and evaluate(plan.condition, before, connection.vendor):
+            if evaluate(plan.condition, before, connection.vendor):
                 visible.append(key)
         except Unevaluable:
             continue  # a rule we cannot check on a snapshot: never leak the delete

@@ -10,7 +10,7 @@ from typing import Any
 from likha_realtime.access import reads, sharing
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
-from likha_realtime.query import parse_query
+from likha_realtime.query import Unevaluable, parse_query
 from likha_realtime.wire.errors import Forbidden, InvalidPayload, InvalidQuery
 from likha_realtime.wire.events import ACTIONS
 
@@ -138,23 +138,51 @@ def replan(subscription: Subscription, principal: Principal) -> Subscription:
 
 
 def event_payload(subscription: Subscription, action: str, keys: tuple[Any, ...], snapshots: tuple[Any, ...]) -> Any:
-    """What this subscription's frame carries for an event (sync); ``None`` when nothing is left to send."""
+    """What this subscription's frame carries for an event (sync: reads the database for a create or update);
+    ``None`` when nothing is left to send. ``snapshots``: each row's state, aligned with ``keys``, or empty."""
     plan = subscription.plan
     assert plan is not None
-    if subscription.item is not None:
-        pairs = [
-            (k, s)
-            for k, s in zip(keys, snapshots or (None,) * len(keys), strict=False)
-            if str(k) == subscription.item_key
-        ]
-        keys = tuple(k for k, _ in pairs)
-        snapshots = tuple(s for _, s in pairs) if snapshots else ()
+    keys, snapshots = _own_rows(subscription, keys, snapshots)
     if action == "delete":
-        visible = reads.visible_deletes(plan, keys, snapshots)
-        if not visible:
-            return None
-        return visible[0] if subscription.item is not None else visible
-    rows = reads.read(plan, keys=keys, window=False)
+        return _deleted(subscription, reads.visible_deletes(plan, keys, snapshots))
+    return _rows(subscription, reads.read(plan, keys=keys, window=False))
+
+
+def committed_payload(
+    subscription: Subscription, action: str, keys: tuple[Any, ...], snapshots: tuple[Any, ...]
+) -> Any:
+    """``event_payload`` from the rows' snapshots alone, without the database: a create's or update's rows as their
+    write committed them (``reads.read_committed``). Raises ``Unevaluable`` where only a database read can answer
+    (then ``event_payload``)."""
+    plan = subscription.plan
+    assert plan is not None
+    keys, snapshots = _own_rows(subscription, keys, snapshots)
+    if action == "delete":
+        return _deleted(subscription, reads.visible_deletes(plan, keys, snapshots))
+    if not snapshots:
+        raise Unevaluable("The event carries no row states.")
+    return _rows(subscription, reads.read_committed(plan, keys, snapshots))
+
+
+def _own_rows(
+    subscription: Subscription, keys: tuple[Any, ...], snapshots: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The keys (and snapshots) of the event's rows that concern ``subscription``: all, or its item's."""
+    if subscription.item is None:
+        return keys, snapshots
+    pairs = [
+        (k, s) for k, s in zip(keys, snapshots or (None,) * len(keys), strict=False) if str(k) == subscription.item_key
+    ]
+    return tuple(k for k, _ in pairs), (tuple(s for _, s in pairs) if snapshots else ())
+
+
+def _deleted(subscription: Subscription, visible: list[Any]) -> Any:
+    if not visible:
+        return None
+    return visible[0] if subscription.item is not None else visible
+
+
+def _rows(subscription: Subscription, rows: list[dict[str, Any]]) -> Any:
     if not rows:
         return None
     return rows[0] if subscription.item is not None else rows

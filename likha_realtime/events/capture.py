@@ -5,6 +5,10 @@ Each write registers its own ``transaction.on_commit`` hook, so writes inside a 
 savepoint publish nothing. The hooks of one commit are coalesced: consecutive writes of the same collection and
 action in one transaction become one event listing every key (one frame per write operation: an ``items``
 update of several ids, a ``QuerySet.delete()``). Outside a transaction each save is its own event.
+
+A create or update event carries each row as its write committed it (read in the writing transaction, right after
+the write): its frames show that state, not whatever a later write left by the time they are sent (issue 12).
+``publish()`` carries keys only: its subscribers' frames are read from the database when delivered.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from likha_realtime.access.collections import Collection, registry
 from likha_realtime.events.model import Event
 from likha_realtime.events.transport import publish_events
 from likha_realtime.query import snapshot
+from likha_realtime.query.snapshot import committed_rows
 from likha_realtime.wire.events import ACTIONS
 
 logger = logging.getLogger(__name__)
@@ -109,12 +114,18 @@ def _on_save(
     if collection is None or raw:
         instance.__dict__.pop("_likha_before", None)
         return
+    state = _committed(sender, instance.pk, using)
     if created:
         instance.__dict__.pop("_likha_before", None)
-        record(Event(collection.name, "create", (instance.pk,)), using)
+        record(Event(collection.name, "create", (instance.pk,), state), using)
         return
     fields = changed_fields(instance, update_fields)
-    record(Event(collection.name, "update", (instance.pk,), changed=(fields,)), using)
+    record(Event(collection.name, "update", (instance.pk,), state, changed=(fields,)), using)
+
+
+def _committed(model: type[Model], key: Any, using: str) -> tuple[dict[str, Any] | None]:
+    """The row as this write leaves it, read in its transaction: the state its event's frames carry (one query)."""
+    return (committed_rows(model, (key,), using).get(key),)
 
 
 def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:

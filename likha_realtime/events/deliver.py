@@ -1,4 +1,10 @@
-"""Delivering one event to subscribers: one re-read per batch of equal reads (``sharing``), shared by its members."""
+"""Delivering one event to subscribers: one read per batch of equal reads (``sharing``), shared by its members.
+
+A batch's read applies its plan to the rows as their write committed them, which the event carries
+(``access.reads.read_committed``): no database work, and every frame shows its own write's state. Where the plan
+cannot be applied in Python (a rule ``evaluate`` cannot answer, a row the event does not carry, ...), the batch's rows
+are re-read from the database, once for the batch; ``stats`` counts both.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 
-from likha_realtime.access.subscriptions import Subscription, event_payload
+from likha_realtime.access.subscriptions import Subscription, committed_payload, event_payload
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
+from likha_realtime.query import Unevaluable
 from likha_realtime.wire.codec import encode_json
 
 logger = logging.getLogger(__name__)
@@ -55,7 +62,17 @@ def heard_keys(subscription: Subscription, event: Event) -> tuple[Any, ...]:
 
 @database_sync_to_async
 def _payload(subscription: Subscription, event: Event, keys: tuple[Any, ...]) -> Any:
-    return event_payload(subscription, event.action, keys, event.snapshots)
+    return event_payload(subscription, event.action, keys, states_of(event, keys))
+
+
+def states_of(event: Event, keys: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The snapshots of the rows ``keys`` (some of the event's), aligned with them; empty when it carries none."""
+    if not event.snapshots:
+        return ()
+    if keys == event.keys:
+        return event.snapshots
+    states = dict(zip(event.keys, event.snapshots, strict=True))
+    return tuple(states[key] for key in keys)
 
 
 Outcome = tuple[Any, str] | None  # (payload, its JSON) or nothing to send
@@ -84,7 +101,7 @@ class SharedRead:
             return await asyncio.shield(self._future)
         self._future = future = asyncio.get_running_loop().create_future()
         try:
-            payload = await _payload(self.subscription, self.event, self.keys)
+            payload = await self._read()
             outcome = None if payload is None else (payload, encode_json(payload))  # once per batch
         except asyncio.CancelledError:
             future.cancel()
@@ -95,6 +112,19 @@ class SharedRead:
             outcome = None
         future.set_result(outcome)
         return outcome
+
+    async def _read(self) -> Any:
+        """The batch's payload: from the rows as their write committed them where the plan can be applied to them
+        in Python (no database work, and the state of this event's own write), else re-read from the database."""
+        try:
+            payload = committed_payload(
+                self.subscription, self.event.action, self.keys, states_of(self.event, self.keys)
+            )
+        except Unevaluable:
+            stats.rereads += 1
+            return await _payload(self.subscription, self.event, self.keys)
+        stats.committed_reads += 1
+        return payload
 
 
 class Delivery:

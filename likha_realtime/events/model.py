@@ -30,14 +30,18 @@ class Event:
     collection: str
     action: str  # create | update | delete
     keys: tuple[Any, ...]
-    snapshots: tuple[dict[str, Any], ...] = ()  # delete only: each row as it was, aligned with ``keys``
+    # Each row's state, aligned with ``keys`` (or empty: none known): for a delete the row as it was, for a create or
+    # an update the row as the write committed it (``query.snapshot.committed_rows``); ``None`` for a row whose state
+    # is not known (its subscribers' frames are then read from the database).
+    snapshots: tuple[dict[str, Any] | None, ...] = ()
     # update only, aligned with ``keys``: the names of the fields the write changed in each row (``None``: not
     # known, maybe any); empty when known for none of them. Per row: one row's change must not announce another's.
     changed: tuple[frozenset[str] | None, ...] = ()
 
     def merge(self, other: Event) -> Event:
         changed = () if not self.changed and not other.changed else self.changes() + other.changes()
-        return Event(self.collection, self.action, self.keys + other.keys, self.snapshots + other.snapshots, changed)
+        snapshots = () if not self.snapshots and not other.snapshots else self.states() + other.states()
+        return Event(self.collection, self.action, self.keys + other.keys, snapshots, changed)
 
     @cached_property
     def key_strings(self) -> frozenset[str]:
@@ -47,6 +51,10 @@ class Event:
     def changes(self) -> tuple[frozenset[str] | None, ...]:
         """The changed fields of each row, aligned with ``keys``."""
         return self.changed or (None,) * len(self.keys)
+
+    def states(self) -> tuple[dict[str, Any] | None, ...]:
+        """Each row's snapshot (``None``: not known), aligned with ``keys``."""
+        return self.snapshots or (None,) * len(self.keys)
 
     def to_message(self) -> dict[str, Any]:
         """Channel-layer payload (msgpack carries no Decimal or datetime: values travel as JSON text)."""
@@ -63,6 +71,8 @@ class Event:
         pk_field = model._meta.pk
         keys = tuple(pk_field.to_python(key) for key in json.loads(message["keys"]))
         snapshots = tuple(retype(model, row) for row in json.loads(message["snapshots"]))
+        if snapshots and len(snapshots) != len(keys):  # not aligned (a publisher of another version): not used
+            snapshots = ()
         rows = message.get("changed")
         changed: tuple[frozenset[str] | None, ...] = ()
         if isinstance(rows, list) and len(rows) == len(keys):

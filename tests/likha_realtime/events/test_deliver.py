@@ -1,10 +1,12 @@
-"""Delivery (docs/FANOUT.md): an event costs one re-read per distinct (rights, query) pair of its subscribers, however
-many subscribers share it, and a delete costs none.
+"""Delivery (docs/FANOUT.md): an ORM write's event carries its rows as committed, and its frames are made from them
+with no query at all; an event that carries no rows (``capture.publish``) costs one re-read per distinct (rights,
+query) pair of its subscribers, however many subscribers share it; a delete costs none.
 """
 
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +14,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
+from erp_demo.models import Product
+from likha_realtime.events import capture
+from likha_realtime.events.stats import stats
 from tests.likha_realtime.support import (
     ID_SKU_PRICE,
     Roles,
@@ -103,22 +108,40 @@ async def sockets_subscribed(roles: Roles, plan: list[tuple[str, dict[str, Any]]
     return sockets
 
 
+def announce_price(key: int, price: str) -> None:
+    """A write the capture does not see (``QuerySet.update``), announced with ``capture.publish``: keys only."""
+    Product.objects.filter(pk=key).update(price=Decimal(price))
+    capture.publish(Product, "update", [key])
+
+
+# ORM writes: frames from the committed rows, no query; announced writes: one re-read per distinct read.
+WRITES = [pytest.param(set_price, 0, id="orm-save"), pytest.param(announce_price, 1, id="announced")]
+
+
 @pytest.mark.parametrize("subscribers", [1, 20])
-async def test_subscribers_sharing_rights_and_query_cost_one_read_per_event(roles: Roles, subscribers: int) -> None:
+@pytest.mark.parametrize(("write", "reads"), WRITES)
+async def test_subscribers_sharing_rights_and_query_cost_one_read_per_event(
+    roles: Roles, subscribers: int, write: Any, reads: int
+) -> None:
     keys = await run_db(make, ("A-1", "3.00"))
     # The admin and the editor read products identically (every row, every field): they share the batch.
     plan = [("admin" if index % 2 else "editor", ID_SKU_PRICE) for index in range(subscribers)]
     sockets = await sockets_subscribed(roles, plan)
+    before = stats.as_dict()
 
-    queries, frames = await count_delivery_queries(sockets, set_price, keys["A-1"], "3.33")
+    queries, frames = await count_delivery_queries(sockets, write, keys["A-1"], "3.33")
 
-    assert queries == 1
+    assert queries == reads
+    assert (stats.rereads - before["rereads"], stats.committed_reads - before["committed_reads"]) == (reads, 1 - reads)
     assert frames == [event("update", [row(keys["A-1"], "A-1", "3.33")], uid=f"s{i}") for i in range(subscribers)]
     for socket in sockets:
         await socket.disconnect()
 
 
-async def test_subscribers_cost_one_read_per_distinct_read_whoever_they_are(roles: Roles) -> None:
+@pytest.mark.parametrize(("write", "reads"), WRITES)
+async def test_subscribers_cost_one_read_per_distinct_read_whoever_they_are(
+    roles: Roles, write: Any, reads: int
+) -> None:
     keys = await run_db(make, ("A-1", "3.00"))
     queries = [{"fields": ["id"]}, {"fields": ["sku"]}, {"fields": ["price"]}, {"fields": ["id"], "sort": ["-price"]}]
     # 4 queries × 5 editors, plus 4 public subscribers of the first query: the public role reads products' ids
@@ -127,9 +150,9 @@ async def test_subscribers_cost_one_read_per_distinct_read_whoever_they_are(role
     plan += [("editor", {"fields": ["*"]}), ("public", {"fields": ["*"]})]
     sockets = await sockets_subscribed(roles, plan)
 
-    count, frames = await count_delivery_queries(sockets, set_price, keys["A-1"], "3.33")
+    count, frames = await count_delivery_queries(sockets, write, keys["A-1"], "3.33")
 
-    assert count == 6
+    assert count == 6 * reads
     assert [frame["data"] for frame in frames[:4]] == [
         [{"id": keys["A-1"]}],
         [{"sku": "A-1"}],
