@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,6 +28,9 @@ class Subscription:
     batch_key: Hashable = ()
     # The fields whose change this subscription hears of in an update (``None``: any change), see ``sharing``.
     watched: frozenset[str] | None = None
+    # When its init read began (``time.monotonic()``; 0: hears everything): an event this process received before
+    # then is already in the init, and its frame (the row as that write committed it) could be older than the init.
+    since: float = 0.0
 
     @property
     def item_key(self) -> str | None:
@@ -38,6 +42,10 @@ class Subscription:
         if self.plan is None or (self.event is not None and self.event != action):
             return False
         return self.item is None or self.item_key in key_strings
+
+    def heard_before(self, received: float | None) -> bool:
+        """Whether an event received (by this process) at ``received`` came before this subscription's init read."""
+        return received is not None and received < self.since
 
     def hears(self, changed: frozenset[str] | None) -> bool:
         """Whether an update of a row that changed the fields ``changed`` (``None``: unknown) concerns this
@@ -91,7 +99,10 @@ def subscribe(principal: Principal, message: dict[str, Any]) -> tuple[Subscripti
     """Validate and authorize a subscribe message (sync: reads the database); returns it and its init frame."""
     collection_name, raw_query, event, item = parse_subscribe(message)
     uid = message.get("uid")
-    subscription = Subscription(None if uid is None else str(uid), collection_name, raw_query, event, item, None)
+    since = time.monotonic()  # before the init read: an event received later may be newer than what it shows
+    subscription = Subscription(
+        None if uid is None else str(uid), collection_name, raw_query, event, item, None, since=since
+    )
     plan = plan_for(principal, collection_name, raw_query)
     if item is not None:  # one spelling per key ("05", "5" and 5 alike), as events carry it
         subscription = replace(subscription, item=plan.collection.to_key(item))

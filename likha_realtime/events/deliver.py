@@ -45,7 +45,7 @@ def batches(event: Event, subscribers: list[Any]) -> dict[BatchKey, list[tuple[A
     grouped: dict[BatchKey, list[tuple[Any, Subscription]]] = defaultdict(list)
     for subscriber in subscribers:
         for subscription in subscriber.subscriptions_for(event.collection):
-            if not subscription.wants(event.action, event.key_strings):
+            if not subscription.wants(event.action, event.key_strings) or subscription.heard_before(event.received):
                 continue
             keys = heard_keys(subscription, event)
             if keys:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -120,7 +121,9 @@ class Dispatcher:
         self.channel = channel
         self.listeners: dict[str, set[Listener]] = defaultdict(set)
         self.routes: dict[str, Routes] = {}  # by collection: the listeners by the rows they may hear of
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        # Each event with when it arrived here (``time.monotonic()``): a subscription hears only what arrived after
+        # its init read began (``Subscription.since``), which the init did not already show.
+        self.queue: asyncio.Queue[tuple[dict[str, Any], float]] = asyncio.Queue(QUEUE_SIZE)
         self.sequences = SequenceTracker()
         self.scheduler = FairScheduler()
         self._worker: asyncio.Task[None] | None = None
@@ -174,7 +177,7 @@ class Dispatcher:
         if lost or message.get("lost"):  # a gap here, or the publisher dropped events while Redis was unreachable
             self.resync([collection])
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait((message, time.monotonic()))
         except asyncio.QueueFull:
             stats.queue_dropped += 1
             self._overflow_drops += 1
@@ -244,22 +247,22 @@ class Dispatcher:
 
     async def _work(self) -> None:
         while True:
-            message = await self.queue.get()
+            message, received = await self.queue.get()
             try:
-                self._schedule(message)
+                self._schedule(message, received)
             except Exception:
                 stats.delivery_errors += 1
                 logger.exception(
                     "delivery of a %s event on %s failed", message.get("action"), message.get("collection")
                 )
 
-    def _schedule(self, message: dict[str, Any]) -> None:
+    def _schedule(self, message: dict[str, Any], received: float | None = None) -> None:
         """The event to each connection's queue (no database work here: matching and re-reads take turns)."""
         collection = registry.get(message.get("collection"))
         routes = self.routes.get(message.get("collection", ""))
         if collection is None or routes is None:
             return
-        event = Event.from_message(message, collection.model)
+        event = Event.from_message(message, collection.model, received=received)
         listeners = routes.for_keys(event.key_strings)
         if listeners:
             self.scheduler.add_event(event, listeners)

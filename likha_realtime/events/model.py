@@ -6,7 +6,7 @@ import datetime
 import decimal
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, cast, overload
 
@@ -37,11 +37,14 @@ class Event:
     # update only, aligned with ``keys``: the names of the fields the write changed in each row (``None``: not
     # known, maybe any); empty when known for none of them. Per row: one row's change must not announce another's.
     changed: tuple[frozenset[str] | None, ...] = ()
+    # When this process took it from its channel (``time.monotonic()``), ``None`` when not known: a subscription
+    # whose init read began later already showed it (``Subscription.since``), and does not hear of it.
+    received: float | None = field(default=None, compare=False)
 
     def merge(self, other: Event) -> Event:
         changed = () if not self.changed and not other.changed else self.changes() + other.changes()
         snapshots = () if not self.snapshots and not other.snapshots else self.states() + other.states()
-        return Event(self.collection, self.action, self.keys + other.keys, snapshots, changed)
+        return Event(self.collection, self.action, self.keys + other.keys, snapshots, changed, self.received)
 
     @cached_property
     def key_strings(self) -> frozenset[str]:
@@ -67,7 +70,7 @@ class Event:
         }
 
     @classmethod
-    def from_message(cls, message: dict[str, Any], model: type[models.Model]) -> Event:
+    def from_message(cls, message: dict[str, Any], model: type[models.Model], received: float | None = None) -> Event:
         pk_field = model._meta.pk
         keys = tuple(pk_field.to_python(key) for key in json.loads(message["keys"]))
         snapshots = tuple(retype(model, row) for row in json.loads(message["snapshots"]))
@@ -77,7 +80,7 @@ class Event:
         changed: tuple[frozenset[str] | None, ...] = ()
         if isinstance(rows, list) and len(rows) == len(keys):
             changed = tuple(frozenset(map(str, row)) if isinstance(row, list) else None for row in rows)
-        return cls(message["collection"], message["action"], keys, snapshots, changed)
+        return cls(message["collection"], message["action"], keys, snapshots, changed, received)
 
 
 @overload

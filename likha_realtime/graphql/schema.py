@@ -10,6 +10,7 @@ and every mutation through the same event path. A field the caller may not read 
 import asyncio
 import datetime
 import decimal
+import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import make_dataclass
@@ -245,9 +246,10 @@ class Listener:
         self.subscription: Subscription | None = None
         self.task: asyncio.Task[Any] | None = None  # the operation's task, which runs this generator
         self.ended = False
+        self.since = time.monotonic()  # events this process received before the subscription began are not its
 
     def base(self) -> Subscription:
-        return Subscription(None, self.collection, {"fields": ["*"]}, self.event, None, None)
+        return Subscription(None, self.collection, {"fields": ["*"]}, self.event, None, None, since=self.since)
 
     def plan(self, principal: Principal) -> Subscription:
         """The subscription under ``principal``'s rights (sync); ``plan`` is None when they cannot read it."""
