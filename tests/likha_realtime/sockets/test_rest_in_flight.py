@@ -53,15 +53,15 @@ async def test_a_frame_read_under_the_old_rights_is_dropped(
     seeded: dict[str, int], monkeypatch: pytest.MonkeyPatch, switch: str, expected: list[tuple[str, str]]
 ) -> None:
     read, release = asyncio.Event(), asyncio.Event()
-    real = deliver_module._payload
+    real = deliver_module.SharedRead._read
 
-    async def slow_read(subscription: Any, event: Any, keys: Any) -> Any:
-        payload = await real(subscription, event, keys)  # read under the admin's plan
+    async def slow_read(self: Any) -> Any:
+        payload = await real(self)  # read under the admin's plan (from the committed row, or re-read)
         read.set()
-        await asyncio.wait_for(release.wait(), 5)  # a slow query: the connection's rights change meanwhile
+        await asyncio.wait_for(release.wait(), 5)  # a slow read: the connection's rights change meanwhile
         return payload
 
-    monkeypatch.setattr(deliver_module, "_payload", slow_read)
+    monkeypatch.setattr(deliver_module.SharedRead, "_read", slow_read)
     with override_settings(
         LIKHA_REALTIME={**settings.LIKHA_REALTIME, "REST_AUTH": "public", "HEARTBEAT_ENABLED": False}
     ):
