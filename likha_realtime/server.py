@@ -108,6 +108,17 @@ class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtoco
         if self.closeHandshakeTimeout <= 0 and self.state != self.STATE_CLOSED:
             self.dropConnection(abort=True)  # no close handshake timeout would ever drop it
 
+    def send_prepared(self, prepared: Any, size: int) -> bool:
+        """A frame prepared once for many connections (``sockets.direct``), with ``handle_reply``'s checks for a
+        ``websocket.send``: nothing after a slow-reader close, and the outgoing buffer bound. ``False``: not sent."""
+        if self.slow_reader_closed or self.state != self.STATE_OPEN:
+            return False
+        if self.send_buffer is not None and not self.send_buffer.admits(size):
+            self.close_slow_reader(size)
+            return False
+        self.sendPreparedMessage(prepared)
+        return True
+
     def handle_reply(self, message: Mapping[str, Any]) -> None:
         if self.slow_reader_closed:
             return  # nothing more from the application: it gets websocket.disconnect once the connection drops

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from channels.db import database_sync_to_async
 
@@ -20,6 +20,7 @@ from likha_realtime.access.subscriptions import Subscription, committed_payload,
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
 from likha_realtime.query import Unevaluable
+from likha_realtime.sockets.direct import PreparedFrames
 from likha_realtime.wire.codec import encode_json
 
 logger = logging.getLogger(__name__)
@@ -78,21 +79,50 @@ def states_of(event: Event, keys: tuple[Any, ...]) -> tuple[Any, ...]:
 Outcome = tuple[Any, str] | None  # (payload, its JSON) or nothing to send
 
 
+NOT_YET = object()  # ``SharedRead.now()``: only the database can answer (``outcome()``)
+
+
 class SharedRead:
-    """One batch's re-read and encoding: done once, by the first of its members to be served, and kept for the
+    """One batch's read and encoding: done once, by the first of its members to be served, and kept for the
     others for as long as a delivery still refers to it (so until the last member has taken it)."""
 
-    __slots__ = ("_future", "event", "keys", "subscription")
+    __slots__ = ("_future", "_needs_database", "event", "keys", "prepared", "subscription")
 
     def __init__(self, event: Event, subscription: Subscription, keys: tuple[Any, ...]) -> None:
         self.event = event
         self.subscription = subscription  # any member's: the batch key makes their reads the same read
         self.keys = keys
         self._future: asyncio.Future[Outcome] | None = None
+        self._needs_database = False
+        self.prepared = PreparedFrames()  # the batch's frames, framed once for all its members' connections
 
     @property
     def done(self) -> bool:
         return self._future is not None and self._future.done()
+
+    def now(self) -> Outcome | object:
+        """The outcome without waiting: already read, or made now from the committed rows; ``NOT_YET`` when only the
+        database can answer (then ``outcome()`` reads it)."""
+        if self._future is not None:
+            return self._future.result() if self._future.done() else NOT_YET
+        if self._needs_database:
+            return NOT_YET
+        try:
+            payload = committed_payload(
+                self.subscription, self.event.action, self.keys, states_of(self.event, self.keys)
+            )
+            outcome = None if payload is None else (payload, encode_json(payload))
+        except Unevaluable:
+            self._needs_database = True
+            return NOT_YET
+        except Exception:  # as in outcome(): this batch misses the event, the others are not held up
+            stats.delivery_errors += 1
+            logger.exception("reading a %s event on %s failed", self.event.action, self.event.collection)
+            outcome = None
+        stats.committed_reads += 1
+        self._future = asyncio.get_running_loop().create_future()
+        self._future.set_result(outcome)
+        return outcome
 
     async def outcome(self) -> Outcome:
         if self._future is not None:  # read for another member already (or being read for one)
@@ -117,6 +147,8 @@ class SharedRead:
         """The batch's payload: from the rows as their write committed them where the plan can be applied to them
         in Python (no database work, and the state of this event's own write), else re-read from the database."""
         try:
+            if self._needs_database:
+                raise Unevaluable("known already")
             payload = committed_payload(
                 self.subscription, self.event.action, self.keys, states_of(self.event, self.keys)
             )
@@ -136,6 +168,31 @@ class Delivery:
         self.read = read
         self.subscriber = subscriber
         self.subscription = subscription
+
+    def run_now(self) -> bool:
+        """Deliver without waiting where nothing has to wait (the read needs no database, the subscriber can send at
+        once: ``receive_event_now``); ``False`` when it must take its turn (``run``)."""
+        outcome = self.read.now()
+        if outcome is NOT_YET:
+            return False
+        if outcome is None:
+            return True
+        receive_now = getattr(self.subscriber, "receive_event_now", None)
+        if receive_now is None:
+            return False
+        _, data_json = cast(tuple[Any, str], outcome)
+        event = self.read.event
+        try:
+            sent = receive_now(self.subscription, event.action, data_json, self.read.prepared)
+        except Exception:  # one broken socket must not starve the others
+            stats.delivery_errors += 1
+            logger.exception("could not send a %s frame on %s", event.action, event.collection)
+            return True
+        if sent is None:
+            return False
+        if sent:
+            stats.frames_sent += 1
+        return True
 
     async def run(self) -> None:
         outcome = await self.read.outcome()

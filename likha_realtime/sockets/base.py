@@ -23,6 +23,7 @@ from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limi
 from likha_realtime.layers import RedisChannelLayer
 from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
 from likha_realtime.node import receive_surviving
+from likha_realtime.sockets.direct import DirectSender, PreparedFrames, direct_sender
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
 from likha_realtime.wire.errors import TooManyConnections, TooManyUserConnections
 from likha_realtime.wire.heartbeat import Beat, Heartbeat
@@ -56,6 +57,7 @@ class RealtimeSocket(RealtimeAuthMixin):
     _counted_user: Any = None  # the user (key) this connection counts against: the one it last logged in as
     _rate: MessageRate | None = None
     _layer_ready: asyncio.Event | None = None
+    _direct: DirectSender | None = None
 
     @classmethod
     def encode_json(cls, content: Any) -> str:
@@ -111,6 +113,7 @@ class RealtimeSocket(RealtimeAuthMixin):
             self.channel_receive = self._receive_from_layer
             sources.append(self.channel_receive)
         self.base_send = send
+        self._direct = direct_sender(send)  # daphne's own send: event frames may be written at once (sockets.direct)
         with contextlib.suppress(StopConsumer):  # the consumer's clean exit
             await await_many_dispatch(sources, self.dispatch)  # type: ignore[attr-defined]  # the consumer's
 
@@ -234,6 +237,16 @@ class RealtimeSocket(RealtimeAuthMixin):
             await self.send(text_data=text)  # type: ignore[attr-defined]  # the channels consumer's send()
         except Disconnected:
             logger.debug("%s socket: frame dropped, the client has gone", self.socket)
+
+    def send_text_now(self, text: str, prepared: PreparedFrames | None = None) -> bool | None:
+        """Write an encoded frame synchronously (the fan-out's fast lane): ``True`` when written, ``False`` when
+        dropped (the socket is closing or gone), ``None`` when it can only be sent through ``send_text`` (not under
+        daphne, or ``send`` is wrapped: ``sockets.direct``)."""
+        if self._closing:
+            return False
+        if self._direct is None:
+            return None
+        return self._direct.send_text(text, prepared)
 
     async def send_error(self, context: str, error: RealtimeError, uid: Any = None) -> None:
         """The error frame (on sockets whose protocol has one), then the error's close when it has one."""

@@ -20,6 +20,7 @@ from likha_realtime.backpressure import Backlog, close_slow_reader, text_size
 from likha_realtime.conf import realtime_settings
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.sockets.base import JsonSocketConsumer
+from likha_realtime.sockets.direct import PreparedFrames
 from likha_realtime.wire.codec import encode_json
 from likha_realtime.wire.errors import TooManySubscriptions
 from realtime_auth.wire import with_uid
@@ -102,6 +103,18 @@ class RestConsumer(JsonSocketConsumer):
         for it on a task of this connection, so the delivery worker never waits for one socket."""
         await self._receive_frame(subscription, subscription.frame_text(action, data_json))
 
+    def receive_event_now(
+        self, subscription: Subscription, action: str, data_json: str, prepared: PreparedFrames | None = None
+    ) -> bool | None:
+        """``receive_event`` at once, when nothing makes the frame wait (no auth lock held, no frame held for it):
+        ``True`` when sent, ``False`` when dropped (its plan is no longer the connection's, the socket is closing),
+        ``None`` when only ``receive_event`` can send it (events.scheduler's fast lane)."""
+        if self._held_frames or self._auth_lock.locked():
+            return None
+        if not any(current is subscription for current in self._subscriptions.values()):
+            return False
+        return self.send_text_now(subscription.frame_text(action, data_json), prepared)
+
     async def receive_resync(self, subscription: Subscription) -> None:
         """Events for ``subscription`` were dropped (the fan-out backlog overflowed): the client re-reads."""
         await self._receive_frame(subscription, encode_json(subscription.frame("resync", with_data=False)))
@@ -170,8 +183,10 @@ class RestConsumer(JsonSocketConsumer):
         key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
         self.subscriptions = {**self.subscriptions, key: subscription}  # the same uid replaced only now it is valid
         self._listening = True  # before add(): a connection that ends during it is still taken out (release())
-        await get_dispatcher().add(subscription.collection, self)
+        # The init goes first (sending does not wait), so no event frame of this subscription precedes it; add()
+        # routes events to it before it waits for the group join.
         await self.send_frame(init)
+        await get_dispatcher().add(subscription.collection, self)
         logger.info("rest socket subscribed to %s", subscription.collection)
 
     async def handle_unsubscribe(self, message: dict[str, Any]) -> None:

@@ -62,6 +62,7 @@ async def test_a_frame_read_under_the_old_rights_is_dropped(
         return payload
 
     monkeypatch.setattr(deliver_module.SharedRead, "_read", slow_read)
+    monkeypatch.setattr(deliver_module.SharedRead, "now", lambda self: deliver_module.NOT_YET)  # no fast lane
     with override_settings(
         LIKHA_REALTIME={**settings.LIKHA_REALTIME, "REST_AUTH": "public", "HEARTBEAT_ENABLED": False}
     ):
