@@ -69,6 +69,7 @@ def likha(processes: int = 2, extra_env: dict[str, str] | None = None) -> Iterat
             http=servers[0].http,
             token=token,
             key=int(key["data"]["id"]),
+            counters=[server.http for server in servers],
         )
     finally:
         for server in servers:

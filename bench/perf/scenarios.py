@@ -8,12 +8,14 @@ marker of the row state it shows, so a frame that shows a later write's state is
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import statistics
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.perf.clients import Worker, Writer
@@ -55,6 +57,21 @@ class Target:
     http: str  # where the writer writes
     token: str
     key: int  # the product written to
+    # Each Likha process's HTTP address: its event counters (/server/info, as the admin) tell how each event's
+    # frames were read (``committed_reads``: from the rows as committed, ``rereads``: from the database).
+    counters: list[str] = field(default_factory=list)
+
+
+def event_counters(target: Target) -> dict[str, int]:
+    """The sum of the processes' ``committed_reads`` and ``rereads`` (empty for a baseline)."""
+    totals = {"committed_reads": 0, "rereads": 0}
+    for http in target.counters:
+        request = urllib.request.Request(http + "/server/info", headers={"Authorization": f"Bearer {target.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            events = json.loads(response.read())["data"]["events"]
+        for name in totals:
+            totals[name] += int(events[name])
+    return totals if target.counters else {}
 
 
 def spread(total: int, parts: int) -> list[int]:
@@ -98,12 +115,14 @@ class Subscribers:
 
     def measure(self, rate: float, seconds: float) -> None:
         measured = list(itertools.islice(self.markers, max(1, round(rate * seconds))))
+        counted = event_counters(self.target)
         cpu_before = [cpu_seconds(pid) for pid in self.target.pids]
         started = time.monotonic()
         schedule_seconds = self.writer.run(self.target.key, measured, rate)
         drained_after = _drain(self.pool)
         elapsed = time.monotonic() - started
         cpu = sum(cpu_seconds(pid) for pid in self.target.pids) - sum(cpu_before)
+        counted = {name: value - counted[name] for name, value in event_counters(self.target).items()}
         self.rounds.append(
             {
                 "rate": rate,
@@ -113,6 +132,7 @@ class Subscribers:
                 "drained_after": drained_after,
                 "elapsed": elapsed,
                 "cpu": cpu,
+                "counted": counted,
             }
         )
 
@@ -234,6 +254,8 @@ def _tally(**run: Any) -> dict[str, Any]:
         "rss_kib_subscribed": run["rss_subscribed"],
         "rss_kib_per_connection": round((sum(run["rss_subscribed"]) - sum(run["rss_idle"])) / max(1, subscribers), 2),
         "writes_per_s_achieved": round(len(ok) / max(run["schedule_seconds"], 1e-9), 1),
+        # Per write, over all processes: batch reads made from the committed rows, and re-read from the database.
+        **{f"{name}_per_event": round(value / max(1, len(measured)), 2) for name, value in run["counted"].items()},
     }
 
 

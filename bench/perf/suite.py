@@ -132,6 +132,12 @@ class Suite:
         check(Check("REST frames/s as % of baseline (b)", share_b, ">= 50 %", at_least(share_b, 50)))
         own = median(throughput, "own_state_pct")
         check(Check("frames carrying their own write's state (%)", own, "100", own == 100))
+        # Every subscriber runs one query that Python can apply to the committed row: no database re-read at all,
+        # and one read from the committed row per event and process (one batch per distinct query).
+        rereads = median(throughput, "rereads_per_event")
+        check(Check("database re-reads per event (one shared query)", rereads, "0", rereads == 0))
+        batches = median(throughput, "committed_reads_per_event")
+        check(Check("... reads per event, over 2 processes", batches, "<= 2", at_most(batches, 2)))
         writes = median(throughput, "writes_per_s_achieved")
         offered = self.args.throughput_rate
         check(
