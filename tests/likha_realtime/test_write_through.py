@@ -1,0 +1,79 @@
+"""``server.write_through``: a fan-out frame goes to the socket at once when nothing waits before it, and through
+Twisted's buffer otherwise, with the bytes in order either way. On a real Twisted TCP connection (a socket pair, no
+reactor turning): fails if Twisted changes the attributes the shortcut reads."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from twisted.internet import reactor, tcp
+
+from likha_realtime import server  # installs daphne's asyncio reactor first, as the server does
+
+
+class Recorder:
+    def makeConnection(self, transport: Any) -> None:  # Twisted's protocol interface
+        self.transport = transport
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def connection() -> Iterator[tuple[tcp.Server, socket.socket]]:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    transport = tcp.Server(ours, Recorder(), ("127.0.0.1", 1), None, 1, reactor)
+    yield transport, peer
+    transport.stopReading()
+    transport.stopWriting()
+    ours.close()
+    peer.close()
+
+
+def received(peer: socket.socket, size: int) -> bytes:
+    peer.setblocking(False)
+    chunks = b""
+    while len(chunks) < size:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            break
+        chunks += chunk
+    return chunks
+
+
+def test_nothing_buffered_the_frame_is_on_the_socket_at_once(connection: tuple[tcp.Server, socket.socket]) -> None:
+    transport, peer = connection
+    server.write_through(transport, b"frame-1")
+    server.write_through(transport, b"frame-2")
+
+    assert received(peer, 14) == b"frame-1frame-2"  # no reactor turn was needed
+    assert not transport._tempDataBuffer and transport.dataBuffer == b""
+
+
+def test_a_full_socket_buffer_sends_the_rest_through_twisted_in_order(
+    connection: tuple[tcp.Server, socket.socket],
+) -> None:
+    transport, peer = connection
+    big = bytes(range(256)) * 8192  # 2 MiB: more than the socket pair's buffers take
+    server.write_through(transport, big)
+    assert transport._tempDataLen > 0  # the kernel took part of it: Twisted holds the rest
+    server.write_through(transport, b"after")  # waits behind it, never overtakes
+    assert transport._tempDataBuffer[-1] == b"after"
+
+    data = b""
+    while len(data) < len(big) + 5:  # the reactor's part, turned by hand: send what the peer has room for
+        data += received(peer, len(big) + 5 - len(data))
+        transport.doWrite()
+    assert data == big + b"after"
+
+
+def test_tls_or_a_closing_connection_takes_twisted_own_path(connection: tuple[tcp.Server, socket.socket]) -> None:
+    transport, peer = connection
+    transport.disconnecting = True
+    server.write_through(transport, b"late")
+    assert received(peer, 4) == b""  # not sent at once: Twisted decides what a closing connection still sends
