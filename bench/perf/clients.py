@@ -104,37 +104,45 @@ class Worker:
 class Writer:
     """Open-loop writes: write ``n`` is sent at ``start + n / rate`` whatever the earlier ones' answers (a pool of
     threads, each with a keep-alive HTTP connection). Records when each marker's request was sent (ms since the
-    epoch), and its status."""
+    epoch), and its status. With several servers, writes go to each in turn, as a load balancer in front of the
+    server processes spreads them."""
 
-    def __init__(self, base_url: str, token: str, threads: int = 32) -> None:
-        parsed = urlparse(base_url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    def __init__(self, base_urls: list[str], token: str, threads: int = 32) -> None:
+        self.servers = [urlparse(url) for url in base_urls]
         self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="bench-writer")
         self.local = threading.local()
         self.sent: dict[int, float] = {}
         self.status: dict[int, int] = {}
+        self.answered: dict[int, float] = {}  # when each write's answer arrived (ms since the epoch)
 
-    def _connection(self) -> http.client.HTTPConnection:
-        connection = getattr(self.local, "connection", None)
+    def _connection(self, server: int) -> http.client.HTTPConnection:
+        connections = getattr(self.local, "connections", None)
+        if connections is None:
+            connections = self.local.connections = {}
+        connection = connections.get(server)
         if connection is None:
-            connection = self.local.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            url = self.servers[server]
+            connection = connections[server] = http.client.HTTPConnection(
+                url.hostname or "127.0.0.1", url.port or 80, timeout=60
+            )
         return connection
 
-    def _patch(self, key: int, marker: int) -> None:
+    def _patch(self, key: int, marker: int, server: int = 0) -> None:
         body = json.dumps({"stock": marker})
         for attempt in range(2):  # a keep-alive connection the server closed meanwhile: once more on a new one
-            connection = self._connection()
+            connection = self._connection(server)
             try:
                 self.sent[marker] = time.time() * 1000
                 connection.request("PATCH", f"/items/products/{key}", body, self.headers)
                 response = connection.getresponse()
                 response.read()
+                self.answered[marker] = time.time() * 1000
                 self.status[marker] = response.status
                 return
             except (http.client.HTTPException, OSError):
                 connection.close()
-                self.local.connection = None
+                self.local.connections.pop(server, None)
                 if attempt:
                     self.status[marker] = 0
 
@@ -146,7 +154,7 @@ class Writer:
             delay = started + n / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # the schedule itself: open loop, not a synchronisation
-            futures.append(self.pool.submit(self._patch, key, marker))
+            futures.append(self.pool.submit(self._patch, key, marker, n % len(self.servers)))
         for future in futures:
             future.result()
         return time.monotonic() - started
