@@ -86,7 +86,7 @@ class SharedRead:
     """One batch's read and encoding: done once, by the first of its members to be served, and kept for the
     others for as long as a delivery still refers to it (so until the last member has taken it)."""
 
-    __slots__ = ("_future", "_needs_database", "event", "keys", "prepared", "subscription")
+    __slots__ = ("_future", "_needs_database", "cache", "event", "keys", "prepared", "subscription")
 
     def __init__(self, event: Event, subscription: Subscription, keys: tuple[Any, ...]) -> None:
         self.event = event
@@ -95,6 +95,7 @@ class SharedRead:
         self._future: asyncio.Future[Outcome] | None = None
         self._needs_database = False
         self.prepared = PreparedFrames()  # the batch's frames, framed once for all its members' connections
+        self.cache: dict[Any, str] = {}  # what subscribers make of the outcome once for all (GraphQL's payloads)
 
     @property
     def done(self) -> bool:
@@ -180,10 +181,10 @@ class Delivery:
         receive_now = getattr(self.subscriber, "receive_event_now", None)
         if receive_now is None:
             return False
-        _, data_json = cast(tuple[Any, str], outcome)
+        payload, data_json = cast(tuple[Any, str], outcome)
         event = self.read.event
         try:
-            sent = receive_now(self.subscription, event.action, data_json, self.read.prepared)
+            sent = receive_now(self.subscription, event.action, payload, data_json, self.read)
         except Exception:  # one broken socket must not starve the others
             stats.delivery_errors += 1
             logger.exception("could not send a %s frame on %s", event.action, event.collection)
@@ -192,6 +193,7 @@ class Delivery:
             return False
         if sent:
             stats.frames_sent += 1
+            stats.fast_lane_deliveries += 1
         return True
 
     async def run(self) -> None:

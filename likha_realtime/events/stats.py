@@ -17,6 +17,7 @@ class EventStats:
     deliveries_dropped: int = 0  # pending deliveries dropped over FANOUT_BACKLOG (their subscriptions resync)
     committed_reads: int = 0  # batches whose frame was made from the rows as their write committed them (no query)
     rereads: int = 0  # batches whose rows were re-read from the database (the committed rows could not answer)
+    fast_lane_deliveries: int = 0  # event deliveries written at once (no delivery turn, no send coroutine)
     frames_sent: int = 0  # subscription frames written to sockets
     delivery_errors: int = 0  # an event's delivery failed (logged with its traceback)
     slow_readers_closed: int = 0  # sockets closed 4429: bytes waiting for a client over SEND_BUFFER_MAX_BYTES

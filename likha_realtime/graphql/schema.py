@@ -34,6 +34,7 @@ from likha_realtime.access.subscriptions import Subscription, plan_for, removed,
 from likha_realtime.backpressure import Backlog, close_slow_reader, text_size
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.graphql.errors import RealtimeSchema
+from likha_realtime.graphql.fastlane import Operation, operation_of, projection
 from likha_realtime.graphql.introspection import IntrospectionRights
 from likha_realtime.graphql.limits import DocumentLimits
 from likha_realtime.graphql.readable import ReadableFields
@@ -189,14 +190,19 @@ class _Resolvers:
             # ``error`` message (graphql-transport-ws), like one that new rights end later.
             listener = Listener(this.collection.name, _socket_of(info), only.value if only else None)
             await listener.start()
+            listener.fast = fast_lane(info, this)
             return this.events(listener)
 
         return {f"{self.collection.name}_mutated": strawberry.subscription(resolver=mutated)}
 
     async def events(self, listener: "Listener") -> AsyncGenerator[Any, None]:
+        taken = False
         try:
             while True:
+                if taken:  # strawberry asks for more only once what the last entry yielded is sent
+                    listener.in_flight -= 1
                 subscription, action, payload, size = await listener.queue.get()
+                taken = True
                 listener.held.remove(size)
                 if action == "resync":  # PROTOCOL §8: the client re-reads (rights may have been re-read since)
                     if listener.subscription is not None:
@@ -214,6 +220,18 @@ class _Resolvers:
                     return
         finally:
             listener.stop()
+
+
+def fast_lane(info: Info, resolvers: _Resolvers) -> Operation | None:
+    """The operation's fast lane (``graphql.fastlane``) when its selection is plain and it runs on
+    graphql-transport-ws; ``None`` otherwise (every event through strawberry)."""
+    plain = projection(info._raw_info)
+    if plain is None:
+        return None
+    handler, operation = operation_of(_socket_of(info), asyncio.current_task())
+    if operation is None:
+        return None
+    return Operation(handler, operation, plain, resolvers.obj)
 
 
 def _socket_of(info: Info) -> Any:
@@ -246,6 +264,8 @@ class Listener:
         self.subscription: Subscription | None = None
         self.task: asyncio.Task[Any] | None = None  # the operation's task, which runs this generator
         self.ended = False
+        self.fast: Operation | None = None  # events written at once (``graphql.fastlane``) while nothing is queued
+        self.in_flight = 0  # queue entries not yet sent by strawberry: the fast lane waits until there are none
         self.since = time.monotonic()  # events this process received before the subscription began are not its
 
     def base(self) -> Subscription:
@@ -309,6 +329,30 @@ class Listener:
             await close_slow_reader(self.socket, "subscription events not yet sent", waiting, self.held.limit)
             return
         self.queue.put_nowait((subscription, action, payload, size))
+        self.in_flight += 1
+
+    def receive_event_now(
+        self, subscription: Subscription, action: str, payload: Any, data_json: str, read: Any
+    ) -> bool | None:
+        """The event's ``next`` messages written at once (``graphql.fastlane``): ``True`` when sent, ``False`` when
+        dropped (no longer this listener's plan, or its operation ended), ``None`` when strawberry must send them
+        (not a plain selection, an earlier entry still to be sent, no direct writes)."""
+        fast = self.fast
+        if self.ended or subscription is not self.subscription:
+            return False
+        if fast is None or self.in_flight or not self.socket.sends_now:
+            return None
+        if not fast.running:
+            return False
+        event = MutatedEventEnum(action)
+        pk_name = registry.get(self.collection).pk_name  # type: ignore[union-attr]  # registered: it has listeners
+        for index, item in enumerate(payload):
+            key = (fast.projection.signature, index)
+            text = read.cache.get(key)
+            if text is None:
+                text = read.cache[key] = fast.payload_json(action, item, pk_name, event)
+            self.socket.send_text_now(fast.frame(text), read.prepared)
+        return True
 
     async def receive_resync(self, subscription: Subscription) -> None:
         """The fan-out dropped events for this subscription (its backlog overflowed): the same ``resync`` ``next``."""
@@ -322,6 +366,7 @@ class Listener:
             self.queue.put_nowait((self.subscription, "resync", (), 0))
         except asyncio.QueueFull:  # this subscription is 10,000 events behind: it has not read what it has
             return 0
+        self.in_flight += 1
         return 1
 
 

@@ -238,6 +238,11 @@ class RealtimeSocket(RealtimeAuthMixin):
         except Disconnected:
             logger.debug("%s socket: frame dropped, the client has gone", self.socket)
 
+    @property
+    def sends_now(self) -> bool:
+        """Whether ``send_text_now`` writes (under daphne, ``send`` not wrapped, the socket open)."""
+        return self._direct is not None and not self._closing
+
     def send_text_now(self, text: str, prepared: PreparedFrames | None = None) -> bool | None:
         """Write an encoded frame synchronously (the fan-out's fast lane): ``True`` when written, ``False`` when
         dropped (the socket is closing or gone), ``None`` when it can only be sent through ``send_text`` (not under

@@ -18,9 +18,9 @@ from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import Subscription
 from likha_realtime.backpressure import Backlog, close_slow_reader, text_size
 from likha_realtime.conf import realtime_settings
+from likha_realtime.events.deliver import SharedRead
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.sockets.base import JsonSocketConsumer
-from likha_realtime.sockets.direct import PreparedFrames
 from likha_realtime.wire.codec import encode_json
 from likha_realtime.wire.errors import TooManySubscriptions
 from realtime_auth.wire import with_uid
@@ -104,7 +104,7 @@ class RestConsumer(JsonSocketConsumer):
         await self._receive_frame(subscription, subscription.frame_text(action, data_json))
 
     def receive_event_now(
-        self, subscription: Subscription, action: str, data_json: str, prepared: PreparedFrames | None = None
+        self, subscription: Subscription, action: str, payload: Any, data_json: str, read: SharedRead
     ) -> bool | None:
         """``receive_event`` at once, when nothing makes the frame wait (no auth lock held, no frame held for it):
         ``True`` when sent, ``False`` when dropped (its plan is no longer the connection's, the socket is closing),
@@ -113,7 +113,7 @@ class RestConsumer(JsonSocketConsumer):
             return None
         if not any(current is subscription for current in self._subscriptions.values()):
             return False
-        return self.send_text_now(subscription.frame_text(action, data_json), prepared)
+        return self.send_text_now(subscription.frame_text(action, data_json), read.prepared)
 
     async def receive_resync(self, subscription: Subscription) -> None:
         """Events for ``subscription`` were dropped (the fan-out backlog overflowed): the client re-reads."""
