@@ -119,7 +119,10 @@ class RealtimeAuthMixin:
             self.auth.start(None)
             self._publish_user()
             self._arm_auth_timer()
-            await self._join_auth_groups(groups_for(None))  # the public role's rights may change
+            if (
+                not self.auth.awaiting_handshake
+            ):  # awaiting a handshake, it has no rights at all (not the public role's)
+                await self._join_auth_groups(groups_for(None))  # the public role's rights may change
             return True
         async with self._auth_lock:
             await self._login(_verified(identity), None)

@@ -199,7 +199,8 @@ class GraphQLConsumer(RealtimeSocket, GraphQLWSConsumer):
     async def create_websocket_response(self, request: Any, subprotocol: str | None) -> Any:
         """strawberry's hook that accepts the socket: the shared lifecycle continues right after."""
         response = await super().create_websocket_response(request, subprotocol)
-        if await self.socket_accepted(self._url_identity) and self.principal is None:
+        accepted = await self.socket_accepted(self._url_identity)
+        if accepted and self.principal is None and not self.auth.awaiting_handshake:  # as the REST socket's on_open
             self.principal = await database_sync_to_async(Principal)(self.user)
         return response
 

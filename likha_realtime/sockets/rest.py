@@ -50,7 +50,9 @@ class RestConsumer(JsonSocketConsumer):
         self._listening = False  # registered with this loop's dispatcher (until release())
 
     async def on_open(self) -> None:
-        if self.principal is None:
+        # Awaiting the handshake, nothing but an auth frame is handled: the rights are read once it has an identity
+        # (or falls back to the public role), not for the public role first (a query per connect).
+        if self.principal is None and not self.auth.awaiting_handshake:
             self.principal = await database_sync_to_async(Principal)(self.user)
 
     async def on_close(self) -> None:
