@@ -10,7 +10,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.views.decorators.debug import sensitive_variables
 
-from realtime_auth import throttle, tokens, usernames
+from realtime_auth import revocation, throttle, tokens, usernames
 from realtime_auth.errors import AuthError
 from realtime_auth.session import Identity
 
@@ -40,6 +40,9 @@ class Credentials:
 class AuthResult:
     identity: Identity
     refresh_token: str | None = field(default=None, repr=False)  # a new refresh token (password and refresh logins)
+    # The revocation groups the socket listened to before the identity was read from the database: when they are
+    # the identity's own, that read is the re-read after listening (``RealtimeAuthMixin._adopt``), not repeated.
+    listened: frozenset[str] = frozenset()
 
 
 def parse_credentials(payload: Mapping[str, Any], address: str = throttle.UNKNOWN_ADDRESS) -> Credentials:
@@ -97,6 +100,13 @@ def authenticate_sync(credentials: Credentials) -> AuthResult:
         with throttle.login_attempt(credentials.address):
             user, pair = tokens.rotate(credentials.secret)
     return AuthResult(Identity(user, pair.access_expires_at, pair.session_id), pair.refresh)
+
+
+def access_groups(credentials: Credentials) -> frozenset[str]:
+    """The revocation groups of an access token's user and session, from its verified claims (no database):
+    ``InvalidToken`` for a token whose signature, type or expiry fails."""
+    user_id, session_id = tokens.access_claims(credentials.secret)
+    return frozenset({revocation.user_group(user_id), revocation.session_group(session_id)})
 
 
 def reload_identity_sync(identity: Identity) -> Identity | None:

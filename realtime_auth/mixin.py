@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -18,6 +19,8 @@ from django.contrib.auth.models import AnonymousUser
 
 from realtime_auth.credentials import (
     AuthResult,
+    Kind,
+    access_groups,
     authenticate,
     parse_credentials,
     reload_identity,
@@ -141,7 +144,7 @@ class RealtimeAuthMixin:
             if not is_auth:
                 await self._apply(self.auth.fail(AuthError()), uid, self.user)
                 return True
-            attempt = _with_credentials(frame, self._client_address())  # type: ignore[arg-type]  # is_auth: dict
+            attempt = _with_credentials(frame, self._client_address(), self._listen)  # type: ignore[arg-type]  # is_auth: dict
             await self._login(attempt, uid, reply=True)
         return True
 
@@ -149,7 +152,8 @@ class RealtimeAuthMixin:
         """Log in with a credentials payload (GraphQL's ``connection_init``); ``False`` when refused, and then the
         caller rejects the connection (nothing is sent or closed here; ``auth_refusal`` says why)."""
         async with self._auth_lock:
-            return await self._login(_with_credentials(payload, self._client_address()), None, refusal_closes=False)
+            attempt = _with_credentials(payload, self._client_address(), self._listen)
+            return await self._login(attempt, None, refusal_closes=False)
 
     async def auth_disconnect(self) -> None:
         """The socket is closing: its timers and tasks stop at once, then it leaves its groups. A channel-layer
@@ -247,10 +251,18 @@ class RealtimeAuthMixin:
             )
             if refusal_closes:
                 await self._apply(self.auth.fail(error), uid, previous)
+            else:
+                await self._settle_groups()  # what the attempt listened to for credentials that failed
             return False
         refresh_token = result.refresh_token if reply else None
         return await self._adopt(
-            result.identity, uid, previous, reply=reply, refresh_token=refresh_token, refusal_closes=refusal_closes
+            result.identity,
+            uid,
+            previous,
+            reply=reply,
+            refresh_token=refresh_token,
+            refusal_closes=refusal_closes,
+            listened=result.listened,
         )
 
     async def _adopt(
@@ -263,6 +275,7 @@ class RealtimeAuthMixin:
         refresh_token: str | None = None,
         refusal_closes: bool = True,
         reloaded: bool = False,
+        listened: frozenset[str] = frozenset(),
     ) -> bool:
         """The one way an identity becomes (or stays) this socket's: as it is *now*, and only if ``authorize()``
         accepts it.
@@ -271,8 +284,12 @@ class RealtimeAuthMixin:
         committed before the re-read is in what is read, one committed after reaches this socket as a message that
         is handled after this (under the same lock). Nothing is missed in between.
         """
-        await self._join_auth_groups(set(self._auth_groups) | groups_for(identity))
-        fresh = await reload_identity(identity)
+        wanted = groups_for(identity)
+        if wanted <= listened and wanted <= self._auth_groups:
+            fresh: Identity | None = identity  # read from the database after its groups were listened to
+        else:
+            await self._join_auth_groups(set(self._auth_groups) | wanted)
+            fresh = await reload_identity(identity)
         if fresh is None:  # revoked, deactivated or deleted in the meantime
             logger.info("%s socket: session revoked while authenticating", self.socket)
             verdict = self.auth.expire() if reloaded else self.auth.fail(AuthError())
@@ -310,6 +327,10 @@ class RealtimeAuthMixin:
             await self.send_frame(error_frame(self.auth_context, error, uid))
         if error.close_code is not None:
             await self.close_with(error.close_code)
+
+    async def _listen(self, groups: frozenset[str]) -> None:
+        """Listen to ``groups`` too (a login's, before its identity is read: ``_with_credentials``)."""
+        await self._join_auth_groups(set(self._auth_groups) | groups)
 
     async def _settle_groups(self) -> None:
         """Listen for the revocations of the identity the socket holds now (none once it is closing)."""
@@ -391,12 +412,23 @@ class RealtimeAuthMixin:
             await self._apply(verdict, None, previous)
 
 
-def _with_credentials(payload: dict[str, Any], address: str) -> Attempt:
+def _with_credentials(
+    payload: dict[str, Any], address: str, listen: Callable[[frozenset[str]], Awaitable[None]] | None = None
+) -> Attempt:
     """An attempt to log in with the credentials of an ``auth`` frame or ``connection_init`` payload, sent from the
-    client ``address`` (the login throttle counts by it)."""
+    client ``address`` (the login throttle counts by it).
+
+    With ``listen``, an access token's revocation groups (from its verified claims) are listened to before its
+    session and user are read from the database: that one read is then also the re-read after listening that
+    ``_adopt`` needs (one database round of the two a login took)."""
 
     async def attempt() -> AuthResult:
-        return await authenticate(parse_credentials(payload, address))
+        credentials = parse_credentials(payload, address)
+        if listen is None or credentials.kind is not Kind.ACCESS_TOKEN:
+            return await authenticate(credentials)
+        groups = access_groups(credentials)
+        await listen(groups)
+        return replace(await authenticate(credentials), listened=groups)
 
     return attempt
 

@@ -177,6 +177,22 @@ def verify_access(raw_access: Any) -> VerifiedAccess:
     return VerifiedAccess(_user_for(access), int(access["exp"]), session_id)
 
 
+@sensitive_variables("raw_access")
+def access_claims(raw_access: Any) -> tuple[Any, str]:
+    """The user id and session id claims of an access token whose signature, type and expiry hold, without the
+    database (``verify_access`` still checks the session and loads the user); ``InvalidToken`` otherwise."""
+    if not _jwt_text(raw_access):
+        raise InvalidToken()
+    try:
+        access = AccessToken(raw_access)
+    except TokenError as exc:
+        raise InvalidToken() from exc
+    user_id, session_id = access.get(api_settings.USER_ID_CLAIM), access.get(SESSION_CLAIM)
+    if user_id is None or not isinstance(session_id, str):
+        raise InvalidToken()
+    return user_id, session_id
+
+
 def usable_text(value: Any) -> TypeGuard[str]:
     """A non-empty string that the database and UTF-8 can carry (no NUL, no lone surrogate), at most 4 KiB."""
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > 4096:

@@ -117,3 +117,29 @@ async def test_forget_drops_the_buffer_and_a_late_handover(redis_server: RedisSe
         assert closing not in layer.receive_buffer
     finally:
         await layer.flush()
+
+
+async def test_group_add_joins_and_sets_the_groups_expiry_in_one_round_trip(redis_server: RedisServer) -> None:
+    """As channels-redis' own ``group_add`` (the member's score, the group's expiry), pipelined: one round trip."""
+    layer = RedisChannelLayer(**layer_config(redis_server), group_expiry=600)
+    try:
+        channel = await layer.new_channel()
+        connection = layer.connection(layer.consistent_hash("g"))
+        commands: list[Any] = []
+        real = connection.execute_command
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            commands.append(args[0])
+            return await real(*args, **kwargs)
+
+        connection.execute_command = counted  # a single command's round trip; a pipeline sends its own
+        await layer.group_add("g", channel)
+
+        assert commands == []
+        key = layer._group_key("g")
+        assert await real("ZSCORE", key, channel) is not None
+        assert 590 <= await real("TTL", key) <= 600
+        await layer.group_send("g", {"type": "hello"})
+        assert await asyncio.wait_for(layer.receive(channel), WAIT) == {"type": "hello"}
+    finally:
+        await layer.flush()

@@ -29,7 +29,7 @@ from erp_demo.models import User
 from realtime_auth import tokens
 from realtime_auth.errors import AuthError
 from realtime_auth.mixin import RealtimeAuthMixin
-from realtime_auth.revocation import REVOKE_MESSAGE, session_group
+from realtime_auth.revocation import REVOKE_MESSAGE, broadcast, session_group
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError
 from tests.realtime_auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, EDITOR_EMAIL, EDITOR_PASSWORD
@@ -508,6 +508,41 @@ async def test_expiry_in_public_mode_ends_the_window_and_stays_open(
     clock.now += 0.05
     assert await comm.receive_json_from(timeout=BOUND) == error("AUTH_TIMEOUT", "Authentication timed out.")
     assert await whoami(comm) == (None, None)
+
+
+# -- an access token's one database read, after listening (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize("way", ["auth frame", "connection_init"])
+async def test_an_access_token_is_read_once_after_its_groups_are_listened_to(
+    way: str, pair: tokens.TokenPair, monkeypatch: pytest.MonkeyPatch, sockets: list[WebsocketCommunicator]
+) -> None:
+    """The session and user are read once (they were read twice: to check the token, then again after joining the
+    revocation groups), and only once the socket listens to both groups: a revocation committed after that read
+    reaches the socket."""
+    app = consumer("handshake")
+    comm = await opened(sockets, app)
+    reads: list[str] = []
+    real = tokens.is_revoked
+
+    def is_revoked(session_id: str) -> bool:
+        answer = real(session_id)
+        reads.append(session_id)
+        broadcast(session_group(session_id))  # revoked right after this read: the broadcast must reach the socket
+        return answer
+
+    monkeypatch.setattr(tokens, "is_revoked", is_revoked)
+    if way == "auth frame":
+        assert await ask(comm, {"type": "auth", "access_token": pair.access}) == {"type": "auth", "status": "ok"}
+    else:
+        assert await ask(comm, {"type": "connection_init", "payload": {"access_token": pair.access}}) == {
+            "type": "connection_ack"
+        }
+    # The revocation that followed the read: back to the public role (TOKEN_EXPIRED), not left authenticated.
+    assert await comm.receive_json_from(timeout=BOUND) == error("TOKEN_EXPIRED", "Token expired.")
+    assert await whoami(comm) == (None, None)
+    assert reads == [pair.session_id]
+    assert [asked.session_id for asked in app.asked] == [pair.session_id]
 
 
 # -- revocation and reload over the channel layer ----------------------------------------------------------------
