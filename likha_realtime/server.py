@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pprint
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
@@ -28,6 +29,32 @@ OUR_APPS = ("likha_realtime", "realtime_auth")
 # Django's own deploy checks that the server runs too: a weak or development SECRET_KEY (security.W009) or fallback
 # (security.W025) lets whoever guesses it forge sessions and password-reset links, whatever key signs the JWTs.
 DJANGO_KEY_CHECKS = frozenset({"security.W009", "security.W025"})
+
+
+class LazyPformat:
+    """``pprint.pformat(obj)`` when the text is asked for, not before: autobahn passes ``pformat`` of ~40 settings to
+    a debug log line on every new connection, formatted whether debug logging is on or not (py-spy: 3 % of an
+    authenticated connect's CPU). ``install_lazy_pformat`` puts this in its place; tests/likha_realtime/test_server.py
+    fails if autobahn stops calling it so."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.obj)
+
+    __repr__ = __str__
+
+
+def install_lazy_pformat() -> None:
+    from autobahn.websocket import protocol  # imported by daphne.ws_protocol already
+
+    protocol.pformat = LazyPformat  # type: ignore[assignment]  # the module's own ``from pprint import pformat``
+
+
+install_lazy_pformat()
 
 
 def truncate_close_reason(reason: str, limit: int = MAX_CLOSE_REASON_BYTES) -> str:

@@ -77,3 +77,16 @@ def test_tls_or_a_closing_connection_takes_twisted_own_path(connection: tuple[tc
     transport.disconnecting = True
     server.write_through(transport, b"late")
     assert received(peer, 4) == b""  # not sent at once: Twisted decides what a closing connection still sends
+
+
+def test_autobahns_connection_settings_log_line_is_formatted_only_when_asked_for() -> None:
+    """autobahn formats ~40 settings with ``pformat`` for a debug line on every new connection; the server makes that
+    lazy. Fails if autobahn no longer calls it so (then the shortcut is dead code)."""
+    import inspect
+
+    from autobahn.websocket import protocol
+
+    assert "pformat(configAttrLog)" in inspect.getsource(protocol.WebSocketProtocol._connectionMade)
+    assert protocol.pformat is server.LazyPformat
+    lazy = protocol.pformat([("a", 1)])
+    assert str(lazy) == "[('a', 1)]"
