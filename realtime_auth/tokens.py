@@ -162,14 +162,20 @@ def _record_revoked(session_ids: list[str]) -> None:
 
 
 @sensitive_variables("raw_access")
-def verify_access(raw_access: Any) -> VerifiedAccess:
-    """Validate an access token (signature, type, exp, a session that is not revoked) and load its active user."""
+def _access_token(raw_access: Any) -> AccessToken:
+    """The access token whose signature, type and expiry hold (no database); ``InvalidToken`` otherwise."""
     if not _jwt_text(raw_access):
         raise InvalidToken()
     try:
-        access = AccessToken(raw_access)
+        return AccessToken(raw_access)
     except TokenError as exc:
         raise InvalidToken() from exc
+
+
+@sensitive_variables("raw_access")
+def verify_access(raw_access: Any) -> VerifiedAccess:
+    """Validate an access token (signature, type, exp, a session that is not revoked) and load its active user."""
+    access = _access_token(raw_access)
     session_id = access.get(SESSION_CLAIM)
     # Tokens without a session id were not issued here (a stock simplejwt view): they could not be revoked.
     if not isinstance(session_id, str) or is_revoked(session_id):
@@ -181,12 +187,7 @@ def verify_access(raw_access: Any) -> VerifiedAccess:
 def access_claims(raw_access: Any) -> tuple[Any, str]:
     """The user id and session id claims of an access token whose signature, type and expiry hold, without the
     database (``verify_access`` still checks the session and loads the user); ``InvalidToken`` otherwise."""
-    if not _jwt_text(raw_access):
-        raise InvalidToken()
-    try:
-        access = AccessToken(raw_access)
-    except TokenError as exc:
-        raise InvalidToken() from exc
+    access = _access_token(raw_access)
     user_id, session_id = access.get(api_settings.USER_ID_CLAIM), access.get(SESSION_CLAIM)
     if user_id is None or not isinstance(session_id, str):
         raise InvalidToken()

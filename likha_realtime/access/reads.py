@@ -302,12 +302,7 @@ def _snapshot_value(model: type[models.Model], row: dict[str, Any], path: str) -
     head, _, rest = path.partition("__")
     if head == "pk" and not rest:
         return row["pk"]
-    try:
-        field = model._meta.get_field(head)
-    except FieldDoesNotExist:
-        raise Unevaluable(f"No field {head!r} in {model.__name__}.") from None
-    if field.name != head or head not in row:
-        raise Unevaluable(f"The snapshot does not carry {head!r}.")
+    field = _carried_field(model, row, head)
     value = row[head]
     if not rest:
         return _field_value(field, value)
@@ -315,14 +310,19 @@ def _snapshot_value(model: type[models.Model], row: dict[str, Any], path: str) -
         raise Unevaluable(f"Cannot follow {path!r} in the snapshot.")
     if value is None:
         return None  # a NULL relation: every field through it reads as NULL
-    related_model = cast("type[models.Model]", field.related_model)
-    try:
-        sub_field = related_model._meta.get_field(rest)
-    except FieldDoesNotExist:
-        raise Unevaluable(f"No field {rest!r} in {related_model.__name__}.") from None
-    if sub_field.name != rest or rest not in value:
-        raise Unevaluable(f"The snapshot does not carry {path!r}.")
+    sub_field = _carried_field(cast("type[models.Model]", field.related_model), value, rest)
     return _field_value(sub_field, value[rest])
+
+
+def _carried_field(model: type[models.Model], row: dict[str, Any], name: str) -> Any:
+    """The field ``name`` of ``model`` (by its name, not its column), when the snapshot ``row`` carries it."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        raise Unevaluable(f"No field {name!r} in {model.__name__}.") from None
+    if field.name != name or name not in row:
+        raise Unevaluable(f"The snapshot of {model.__name__} does not carry {name!r}.")
+    return field
 
 
 def _field_value(field: Any, value: Any) -> Any:
