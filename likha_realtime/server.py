@@ -77,10 +77,7 @@ class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtoco
     slow_reader_closed = False
     _slow_close_scheduled = False
 
-    _settings_of: Any = None  # the factory whose settings this (per-factory) class holds
-
     def connectionMade(self) -> None:
-        self._share_factory_settings()
         super().connectionMade()
         limit = getattr(self.factory.server_class, "send_buffer_max_bytes", None)
         if limit is None:
@@ -95,20 +92,6 @@ class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtoco
             logger.warning("no outgoing buffer bound on this socket: its transport refused a producer (%s)", exc)
             return
         self.send_buffer = SendBuffer(int(limit))
-
-    def _share_factory_settings(self) -> None:
-        """autobahn copies each of its ~40 settings (``CONFIG_ATTRS``) the protocol class lacks from the factory onto
-        every new connection (CPU per connect, and a larger instance dict per open socket). The same values are put
-        on this connection's class once instead (a subclass per factory, ``Server.ws_factory``), so autobahn finds
-        them there and copies nothing: every connection reads the factory's values, as before."""
-        cls = type(self)
-        if cls is ReasonWebSocketProtocol or cls.__dict__.get("_settings_of") is self.factory:
-            return
-        base = cls.__mro__[1]
-        for name in self.CONFIG_ATTRS:
-            if not hasattr(base, name):  # what autobahn would copy; what a class defines stays the class's
-                setattr(cls, name, getattr(self.factory, name))
-        cls._settings_of = self.factory
 
     # -- Twisted's IPushProducer: the transport reports its write buffer full / empty ------------------------------
 
@@ -277,8 +260,7 @@ class Server(daphne.server.Server):
     def ws_factory(self, factory: daphne.ws_protocol.WebSocketFactory) -> None:
         # daphne.server.Server.run() assigns a fresh WebSocketFactory; set the protocol on that instance only.
         if not issubclass(factory.protocol, ReasonWebSocketProtocol):
-            # A class of its own per factory: it holds that factory's settings (_share_factory_settings).
-            factory.protocol = type("ReasonWebSocketProtocol", (ReasonWebSocketProtocol,), {})
+            factory.protocol = ReasonWebSocketProtocol
         # A protocol violation (a text frame that is not UTF-8, a bad opcode) fails the connection with a close
         # frame naming it (1007, 1002) before the TCP connection ends, instead of autobahn's default plain drop:
         # the client learns why. daphne's own setProtocolOptions call, after this assignment, sets other options.

@@ -315,28 +315,3 @@ async def test_a_full_listener_queue_closes_its_socket_too() -> None:
     for _ in range(3):
         await listener.receive_event(None, "delete", [1], "[1]")  # type: ignore[arg-type]
     assert closes.codes == [4429] and listener.queue.qsize() == 2
-
-
-def test_connections_read_their_factorys_settings_from_a_class_of_its_own_not_per_instance_copies() -> None:
-    """autobahn copied ~40 settings from the factory onto every connection; under the server, a class per factory
-    holds them once: each connection still reads its own factory's values, and holds none of them itself."""
-    from likha_realtime.server import Server
-
-    factories = []
-    for timeout in (1.5, 7.0):
-        factory = WebSocketFactory(type("Server", (), {"send_buffer_max_bytes": LIMIT}))
-        Server.ws_factory.fset(type("S", (), {})(), factory)  # type: ignore[attr-defined]  # the setter alone
-        factory.setProtocolOptions(closeHandshakeTimeout=timeout)  # as daphne does after assigning the factory
-        factories.append(factory)
-    protocols = []
-    for factory in factories:
-        for _ in range(2):
-            protocol = factory.buildProtocol(None)
-            protocol.makeConnection(StringTransport())
-            protocols.append(protocol)
-
-    assert [p.closeHandshakeTimeout for p in protocols] == [1.5, 1.5, 7.0, 7.0]
-    assert type(protocols[0]) is type(protocols[1]) and type(protocols[0]) is not type(protocols[2])
-    copied = [name for name in ReasonWebSocketProtocol.CONFIG_ATTRS if name in vars(protocols[1])]
-    assert copied == []
-    assert isinstance(protocols[0], ReasonWebSocketProtocol)
