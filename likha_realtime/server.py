@@ -34,8 +34,8 @@ DJANGO_KEY_CHECKS = frozenset({"security.W009", "security.W025"})
 class LazyPformat:
     """``pprint.pformat(obj)`` when the text is asked for, not before: autobahn passes ``pformat`` of ~40 settings to
     a debug log line on every new connection, formatted whether debug logging is on or not (py-spy: 3 % of an
-    authenticated connect's CPU). ``install_lazy_pformat`` puts this in its place; tests/likha_realtime/test_server.py
-    fails if autobahn stops calling it so."""
+    authenticated connect's CPU). ``install_lazy_pformat`` puts this in its place for that line;
+    tests/likha_realtime/test_write_through.py fails if autobahn stops calling it so."""
 
     __slots__ = ("obj",)
 
@@ -48,10 +48,23 @@ class LazyPformat:
     __repr__ = __str__
 
 
+_CONNECTION_MADE: Any = None  # the code of autobahn's WebSocketProtocol._connectionMade (install_lazy_pformat)
+
+
+def _pformat(obj: Any) -> Any:
+    """autobahn's ``pformat``: lazy for the connection's settings line, the text itself for any other caller (its
+    ``Timings.__str__`` returns it)."""
+    if sys._getframe(1).f_code is _CONNECTION_MADE:
+        return LazyPformat(obj)
+    return pprint.pformat(obj)
+
+
 def install_lazy_pformat() -> None:
+    global _CONNECTION_MADE
     from autobahn.websocket import protocol  # imported by daphne.ws_protocol already
 
-    protocol.pformat = LazyPformat  # type: ignore[assignment]  # the module's own ``from pprint import pformat``
+    _CONNECTION_MADE = protocol.WebSocketProtocol._connectionMade.__code__
+    protocol.pformat = _pformat  # type: ignore[assignment]  # the module's own ``from pprint import pformat``
 
 
 install_lazy_pformat()

@@ -285,7 +285,7 @@ class RealtimeAuthMixin:
         is handled after this (under the same lock). Nothing is missed in between.
         """
         wanted = groups_for(identity)
-        if wanted <= listened and wanted <= self._auth_groups:
+        if wanted <= listened and wanted <= self._auth_groups and getattr(identity.user, "is_active", False):
             fresh: Identity | None = identity  # read from the database after its groups were listened to
         else:
             await self._join_auth_groups(set(self._auth_groups) | wanted)

@@ -6,9 +6,10 @@ savepoint publish nothing. The hooks of one commit are coalesced: consecutive wr
 action in one transaction become one event listing every key (one frame per write operation: an ``items``
 update of several ids, a ``QuerySet.delete()``). Outside a transaction each save is its own event.
 
-A create or update event carries each row as its write committed it (read in the writing transaction, right after
-the write): its frames show that state, not whatever a later write left by the time they are sent (issue 12).
-``publish()`` carries keys only: its subscribers' frames are read from the database when delivered.
+A create or update event the signals saw carries each row as it committed (read right after the commit, once per
+model and commit): its frames show that state, not whatever a later write left by the time they are sent (issue
+12), and never a state inside the transaction. ``publish()`` carries keys only: its subscribers' frames are read
+from the database when delivered.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -35,30 +37,64 @@ logger = logging.getLogger(__name__)
 _local = threading.local()
 
 
-def _pending() -> list[Event]:
+class _Written(NamedTuple):
+    event: Event
+    using: str
+    rows: bool  # a create or update the signals saw: its rows are read as committed, to travel with the event
+
+
+def _pending() -> list[_Written]:
     if not hasattr(_local, "events"):
         _local.events = []
-    events: list[Event] = _local.events
+    events: list[_Written] = _local.events
     return events
 
 
 class _Hook:
     """One write's on_commit hook: its event joins the commit's batch (dropped with a rolled-back savepoint)."""
 
-    def __init__(self, event: Event) -> None:
-        self.event = event
+    def __init__(self, written: _Written) -> None:
+        self.written = written
 
     def __call__(self) -> None:
-        _pending().append(self.event)
+        _pending().append(self.written)
 
 
 class _Flush:
     """Publishes the batch; kept after every ``_Hook`` in the connection's on_commit list."""
 
     def __call__(self) -> None:
-        batch, _local.events = coalesce(_pending()), []
-        if batch:
-            publish_events(batch)
+        written, _local.events = _pending(), []
+        if written:
+            publish_events(coalesce(with_committed_rows(written)))
+
+
+def with_committed_rows(written: list[_Written]) -> list[Event]:
+    """The commit's events, each create and update the signals saw carrying its rows as committed: read now, after
+    the commit, once per model for the whole commit (``committed_rows``). Never a state inside the transaction (a
+    row created then changed again, or changed by a ``QuerySet.update`` or raw SQL after its save, shows what
+    committed). A read that fails costs the write nothing: those events carry no rows, and their subscribers' frames
+    are read from the database when delivered."""
+    wanted: dict[tuple[type[Model], str], set[Any]] = {}
+    for item in written:
+        collection = registry.get(item.event.collection)
+        if item.rows and collection is not None:
+            wanted.setdefault((collection.model, item.using), set()).update(item.event.keys)
+    read: dict[tuple[type[Model], str], dict[Any, dict[str, Any]]] = {}
+    for (model, using), keys in wanted.items():
+        try:
+            read[(model, using)] = committed_rows(model, keys, using, _exposed)
+        except Exception:
+            logger.exception("could not read the committed rows of %s: its events are re-read when delivered", model)
+    events = []
+    for item in written:
+        collection = registry.get(item.event.collection)
+        rows = read.get((collection.model, item.using)) if item.rows and collection is not None else None
+        event = item.event
+        if rows is not None:
+            event = replace(event, snapshots=tuple(rows.get(key) for key in event.keys))
+        events.append(event)
+    return events
 
 
 _flush = _Flush()
@@ -74,9 +110,16 @@ def coalesce(events: list[Event]) -> list[Event]:
     return merged
 
 
-def record(event: Event, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Publish ``event`` after the current transaction on ``using`` commits (at once outside a transaction)."""
-    transaction.on_commit(_Hook(event), using=using)
+def _exposed(model: type[Model]) -> frozenset[str] | None:
+    """The fields of ``model`` a frame may ever show (its collection's), ``None`` when it is no collection."""
+    collection = registry.for_model(model)
+    return None if collection is None else frozenset(collection.fields)
+
+
+def record(event: Event, using: str = DEFAULT_DB_ALIAS, *, rows: bool = False) -> None:
+    """Publish ``event`` after the current transaction on ``using`` commits (at once outside a transaction);
+    ``rows``: with its rows as they committed (``with_committed_rows``)."""
+    transaction.on_commit(_Hook(_Written(event, using, rows)), using=using)
     if transaction.get_autocommit(using):  # no transaction: on_commit ran the hook already
         _flush()
     else:
@@ -114,18 +157,12 @@ def _on_save(
     if collection is None or raw:
         instance.__dict__.pop("_likha_before", None)
         return
-    state = _committed(sender, instance.pk, using)
     if created:
         instance.__dict__.pop("_likha_before", None)
-        record(Event(collection.name, "create", (instance.pk,), state), using)
+        record(Event(collection.name, "create", (instance.pk,)), using, rows=True)
         return
     fields = changed_fields(instance, update_fields)
-    record(Event(collection.name, "update", (instance.pk,), state, changed=(fields,)), using)
-
-
-def _committed(model: type[Model], key: Any, using: str) -> tuple[dict[str, Any] | None]:
-    """The row as this write leaves it, read in its transaction: the state its event's frames carry (one query)."""
-    return (committed_rows(model, (key,), using).get(key),)
+    record(Event(collection.name, "update", (instance.pk,), changed=(fields,)), using, rows=True)
 
 
 def _on_pre_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:

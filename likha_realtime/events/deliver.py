@@ -104,6 +104,8 @@ class SharedRead:
     def now(self) -> Outcome | object:
         """The outcome without waiting: already read, or made now from the committed rows; ``NOT_YET`` when only the
         database can answer (then ``outcome()`` reads it)."""
+        if self._future is not None and self._future.cancelled():
+            self._future = None  # its reader was cancelled (the dispatcher stopping): read again
         if self._future is not None:
             return self._future.result() if self._future.done() else NOT_YET
         if self._needs_database:
@@ -126,6 +128,8 @@ class SharedRead:
         return outcome
 
     async def outcome(self) -> Outcome:
+        if self._future is not None and self._future.cancelled():
+            self._future = None
         if self._future is not None:  # read for another member already (or being read for one)
             if self._future.done():
                 return self._future.result()
@@ -219,6 +223,13 @@ class EventReads:
     def __init__(self, event: Event) -> None:
         self.event = event
         self.reads: dict[BatchKey, SharedRead] = {}
+
+    def release_prepared(self) -> None:
+        """The fast lane's pass is over: its prepared frames and encodings are not kept for the turns that follow
+        (they send through ``receive_event``, which prepares nothing), however long an entry keeps this event."""
+        for read in self.reads.values():
+            read.prepared = PreparedFrames()
+            read.cache.clear()
 
     def deliveries(self, subscribers: list[Any]) -> list[Delivery]:
         """The frames ``subscribers`` get for this event, in batch order (sync: no database work)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, cast, overload
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
 
@@ -103,10 +103,13 @@ def retype(model: type[models.Model], row: dict[str, Any] | None) -> dict[str, A
             field = cast(models.Field, model._meta.get_field(name))
         except FieldDoesNotExist:
             continue  # a field the model no longer has (publisher on an older schema)
-        if field.is_relation and field.many_to_one:
-            typed[name] = retype(field.related_model, value)  # type: ignore[arg-type]  # resolved: a model class
-        elif value is None:
-            typed[name] = None
-        else:
-            typed[name] = field.to_python(value)
+        try:
+            if field.is_relation and isinstance(value, dict):  # a foreign key's or a one-to-one's related row
+                typed[name] = retype(field.related_model, value)  # type: ignore[arg-type]  # resolved: a model class
+            elif value is None:
+                typed[name] = None
+            else:
+                typed[name] = field.to_python(value)
+        except (ValidationError, TypeError, ValueError):
+            continue  # not this field's value (a publisher on another schema): left out, not the whole event lost
     return typed

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 # backlogged from the start (else, when many such connections are idle at once, a light one would wait behind
 # each heavy one's first turn).
 FRESH_SUBSCRIPTIONS = 4
+# Connections an event reaches in the fast lane in one pass (synchronous: the loop does nothing else meanwhile, ~20 µs
+# each); the others take turns, which yield to the loop every YIELD_EVERY.
+FAST_LANE_CONNECTIONS = 1000
 YIELD_EVERY = 64  # turns served between two explicit yields to the event loop (~5 ms of sends at most)
 
 
@@ -134,11 +137,14 @@ class FairScheduler:
             connection = connection_of(subscriber)
             by_connection.setdefault(connection, []).append(subscriber)
             held[connection] = held.get(connection, 0) + len(subscriptions)
+        fast = FAST_LANE_CONNECTIONS
         for connection, members in by_connection.items():
             fresh = held[connection] <= FRESH_SUBSCRIPTIONS
-            if fresh and self._delivered_now(connection, reads, members):
+            if fresh and fast > 0 and self._delivered_now(connection, reads, members):
+                fast -= 1
                 continue
             self._push(connection, Arrival(reads, members), fresh=fresh)
+        reads.release_prepared()
         if self.pending > self.backlog():
             self._overflow()
 

@@ -97,6 +97,8 @@ def projection(info: GraphQLResolveInfo) -> Projection | None:
     fields = _plain(node.selection_set, allow={"key", "event", TYPENAME}, nested="data")
     if fields is None:
         return None
+    if sum(name == "data" for _, name in fields) > 1:
+        return None  # ``a: data {…} b: data {…}``: two selections of one field, each its own columns
     data: tuple[tuple[str, str], ...] = ()
     data_type = get_named_type(mutated.fields["data"].type)
     for selection in node.selection_set.selections:

@@ -340,17 +340,23 @@ class Listener:
         fast = self.fast
         if self.ended or subscription is not self.subscription:
             return False
-        if fast is None or self.in_flight or not self.socket.sends_now:
-            return None
+        if fast is None or self.in_flight or not self.socket.sends_now or self.socket._auth_lock.locked():
+            return None  # strawberry sends it, in order (and after a rights reload in progress has replanned)
         if not fast.running:
             return False
         event = MutatedEventEnum(action)
         pk_name = registry.get(self.collection).pk_name  # type: ignore[union-attr]  # registered: it has listeners
+        texts = []
         for index, item in enumerate(payload):
             key = (fast.projection.signature, index)
             text = read.cache.get(key)
             if text is None:
-                text = read.cache[key] = fast.payload_json(action, item, pk_name, event)
+                try:
+                    text = read.cache[key] = fast.payload_json(action, item, pk_name, event)
+                except Exception:  # a value its scalar refuses (an Int over 32 bits): strawberry's error answer
+                    return None
+            texts.append(text)
+        for text in texts:
             self.socket.send_text_now(fast.frame(text), read.prepared)
         return True
 

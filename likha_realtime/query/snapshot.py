@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any, cast
 
@@ -58,54 +58,86 @@ def _typed(field: models.Field, value: Any) -> Any:
 # that shows or tests it is read from the database instead.
 _CARRIED = (str, int, float, bool, Decimal, datetime.date, datetime.time, uuid.UUID)
 
+Exposed = Callable[[type[models.Model]], Collection[str] | None]
+
 
 def _carried(field: models.Field) -> bool:
-    return not isinstance(field, models.JSONField | models.BinaryField | models.DurationField)
+    """Whether a field's value travels and is compared in Python as the database compares it: not JSON, binary or
+    a duration; not text under a collation of its own or case-insensitive (``citext``), whose comparisons only the
+    database knows; not a relation to a column other than the related row's key (rules compare a relation by key)."""
+    if isinstance(field, models.JSONField | models.BinaryField | models.DurationField):
+        return False
+    if getattr(field, "db_collation", None) or type(field).__name__.startswith("CI"):
+        return False
+    return not field.is_relation or cast("models.ForeignKey[Any, Any]", field).target_field.primary_key
 
 
-def _columns(model: type[models.Model]) -> tuple[list[str], list[tuple[models.Field, list[models.Field]]]]:
-    """The ``values()`` paths of a row and its related rows (one level), and the relations with their fields."""
+def _columns(
+    model: type[models.Model], exposed: Exposed
+) -> tuple[list[str], list[models.Field], list[tuple[models.Field, list[models.Field] | None]]]:
+    """The ``values()`` paths of a row and its related rows (one level), its own fields, and its relations with the
+    related fields that travel (``None``: only the related key)."""
+    own = _travelling(model, exposed(model) or ())
     paths = ["pk"]
-    relations: list[tuple[models.Field, list[models.Field]]] = []
-    for field in model._meta.concrete_fields:
-        if not _carried(field):
-            continue
+    relations: list[tuple[models.Field, list[models.Field] | None]] = []
+    for field in own:
         paths.append(field.attname)
-        if field.is_relation:
-            related = cast("type[models.Model]", field.related_model)
-            fields = [f for f in related._meta.concrete_fields if _carried(f)]
-            paths.append(f"{field.name}__pk")
-            paths.extend(f"{field.name}__{f.attname}" for f in fields)
-            relations.append((field, fields))
-    return paths, relations
+        if not field.is_relation:
+            continue
+        related = cast("type[models.Model]", field.related_model)
+        related_names = exposed(related)
+        if related_names is None:
+            relations.append((field, None))
+            continue
+        fields = [
+            f for f in related._meta.concrete_fields if _carried(f) and (f.name in related_names or f.primary_key)
+        ]
+        paths.append(f"{field.name}__pk")
+        paths.extend(f"{field.name}__{f.attname}" for f in fields)
+        relations.append((field, fields))
+    return paths, own, relations
 
 
-def committed_rows(model: type[models.Model], keys: Iterable[Any], using: str) -> dict[Any, dict[str, Any]]:
+def _travelling(model: type[models.Model], names: Collection[str]) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if _carried(f) and (f.name in names or f.primary_key)]
+
+
+def committed_rows(
+    model: type[models.Model], keys: Iterable[Any], using: str, exposed: Exposed
+) -> dict[Any, dict[str, Any]]:
     """The rows ``keys`` of ``model`` as the database holds them now, in ``snapshot``'s shape (sync: one query).
 
-    Read in the writing transaction right after the write, this is the state that the write commits: the state an
-    event's frames carry (``access.reads.read_committed``), where a read at delivery time would show whatever a
-    later write left. Read through the base manager: a default manager that hides rows must not hide the row from
-    the event (the subscriptions' own reads apply it, or are made in the database: ``reads.read_committed``).
-    Values are the database's (``values()``), with a field that cannot travel as JSON left out.
+    Read right after the commit (``events.capture``): the state the event's frames carry
+    (``access.reads.read_committed``), where a read at delivery time would show whatever a later write left. Read
+    through the base manager: a default manager that hides rows must not hide the row from the event (subscribers'
+    reads with such a manager go to the database). Values are the database's (``values()``). Only the fields
+    ``exposed`` names for a model travel (a registered collection's fields; a related model that is not one travels
+    as its key only), so nothing a frame could never show (a password hash) is put on the channel layer; a
+    subscription that tests another field is read from the database instead.
     """
-    paths, relations = _columns(model)
+    paths, own, relations = _columns(model, exposed)
     rows: dict[Any, dict[str, Any]] = {}
     for values in model._base_manager.using(using).filter(pk__in=list(keys)).values(*paths):
         record: dict[str, Any] = {"pk": values["pk"]}
-        for field in model._meta.concrete_fields:
-            if not _carried(field) or field.is_relation:
-                continue
-            record[field.name] = values[field.attname]
+        for field in own:
+            if not field.is_relation:
+                record[field.name] = values[field.attname]
         for relation, fields in relations:
             key = values[relation.attname]
-            related_pk = values[f"{relation.name}__pk"]
             if key is None:
                 record[relation.name] = None
-            elif related_pk is not None:  # else a key that names no row (no constraint): left out, not guessed
-                record[relation.name] = _related_record(relation, fields, values, related_pk)
+            elif fields is None:
+                record[relation.name] = _key_record(relation, key)
+            elif values[f"{relation.name}__pk"] is not None:  # else a key that names no row: left out, not guessed
+                record[relation.name] = _related_record(relation, fields, values, values[f"{relation.name}__pk"])
         rows[values["pk"]] = {name: value for name, value in record.items() if _travels(value)}
     return rows
+
+
+def _key_record(relation: models.Field, key: Any) -> dict[str, Any]:
+    """A related row known by its key only, as ``snapshot`` gives it at depth 0."""
+    target = cast("models.ForeignKey[Any, Any]", relation).target_field
+    return {"pk": key, target.name: key} if target.primary_key else {target.name: key}
 
 
 def _related_record(
@@ -115,14 +147,10 @@ def _related_record(
     for field in fields:
         value = values[f"{relation.name}__{field.attname}"]
         if field.is_relation:  # one level only: the related row's own relations as snapshot() gives them at depth 0
-            if value is None:
-                record[field.name] = None
-                continue
-            target = cast("models.ForeignKey[Any, Any]", field).target_field
-            value = {"pk": value, target.name: value} if target.primary_key else {target.name: value}
-        elif not _travels(value):
+            record[field.name] = None if value is None else _key_record(field, value)
             continue
-        record[field.name] = value
+        if _travels(value):
+            record[field.name] = value
     return record
 
 

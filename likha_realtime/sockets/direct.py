@@ -20,6 +20,8 @@ import functools
 import sys
 from typing import Any
 
+from autobahn.exception import Disconnected
+
 from likha_realtime.backpressure import text_size
 
 
@@ -39,11 +41,14 @@ class DirectSender:
         if state is None or state.get("disconnected"):
             return False
         protocol = self.protocol
-        if prepared is not None and protocol.state == protocol.STATE_OPEN:
-            prepare = getattr(protocol, "send_prepared", None)
-            if prepare is not None:
-                return bool(prepare(prepared.get(protocol, text), text_size(text)))
-        protocol.handle_reply({"type": "websocket.send", "text": text})
+        try:
+            if prepared is not None and protocol.state == protocol.STATE_OPEN:
+                prepare = getattr(protocol, "send_prepared", None)
+                if prepare is not None:
+                    return bool(prepare(prepared.get(protocol, text), text_size(text)))
+            protocol.handle_reply({"type": "websocket.send", "text": text})
+        except Disconnected:  # the client's close crossed the frame: dropped, as send_text drops it
+            return False
         return True
 
 

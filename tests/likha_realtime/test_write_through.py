@@ -87,6 +87,9 @@ def test_autobahns_connection_settings_log_line_is_formatted_only_when_asked_for
     from autobahn.websocket import protocol
 
     assert "pformat(configAttrLog)" in inspect.getsource(protocol.WebSocketProtocol._connectionMade)
-    assert protocol.pformat is server.LazyPformat
-    lazy = protocol.pformat([("a", 1)])
-    assert str(lazy) == "[('a', 1)]"
+    assert protocol.pformat is server._pformat
+    assert server._CONNECTION_MADE is protocol.WebSocketProtocol._connectionMade.__code__
+    assert str(server.LazyPformat([("a", 1)])) == "[('a', 1)]"
+    # Every other caller gets the text itself: autobahn's Timings.__str__ returns it.
+    assert protocol.pformat([("a", 1)]) == "[('a', 1)]"
+    assert isinstance(str(protocol.Timings()), str)

@@ -8,6 +8,7 @@ Before, every frame was re-read when delivered: under load most frames carried a
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from decimal import Decimal
@@ -20,7 +21,8 @@ from django.db import transaction
 from erp_demo.models import Customer, Product, SalesOrder, User
 from likha_realtime.access import subscriptions
 from likha_realtime.access.principal import Principal
-from likha_realtime.events.model import Event
+from likha_realtime.events import capture
+from likha_realtime.events.model import Event, ExactEncoder
 from likha_realtime.events.scheduler import FairScheduler
 from likha_realtime.events.stats import stats
 from likha_realtime.query.snapshot import committed_rows
@@ -169,7 +171,7 @@ def test_committed_rows_are_the_databases_values_with_related_rows_one_level_dee
     customer = Customer.objects.create(name="C", email="c@example.com", credit_limit="12.5")
     order = SalesOrder.objects.create(customer=customer, total="3")
 
-    row = committed_rows(SalesOrder, [order.pk], "default")[order.pk]
+    row = committed_rows(SalesOrder, [order.pk], "default", capture._exposed)[order.pk]
 
     assert row["total"] == Decimal("3.00") and row["customer"]["credit_limit"] == Decimal("12.50")
     assert row["customer"]["pk"] == customer.pk and row["pk"] == order.pk
@@ -192,3 +194,82 @@ def test_an_event_received_before_a_subscriptions_init_read_is_not_its(admin: Pr
     after = replace(carried(events[0]), received=subscription.since)
     assert deliver_carried([before], listener) == []
     assert deliver_carried([after], listener) == [[{"id": product.pk, "stock": 1}]]
+
+
+@pytest.fixture
+def viewer() -> Principal:
+    """May view sales orders, not change them: the demo's row rule hides drafts from it."""
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("viewer@example.com", "x")
+    user.user_permissions.add(Permission.objects.get(codename="view_salesorder"))
+    return Principal(User.objects.get(pk=user.pk))
+
+
+def test_a_frame_never_shows_a_state_inside_the_transaction_only_what_committed(viewer: Principal) -> None:
+    """An order created confirmed then made a draft in one transaction committed as a draft: the create's frame is
+    judged on that, so a subscriber who may not see drafts receives nothing (it received the confirmed order when
+    the row was read right after each save)."""
+    customer = Customer.objects.create(name="C", email="c@example.com")
+    listener = listening(viewer, collection="sales_orders", query={"fields": ["id", "status"]})
+    with published() as events, transaction.atomic():
+        order = SalesOrder.objects.create(customer=customer, status="confirmed")
+        order.status = "draft"
+        order.save()
+    assert [event.action for event in events] == ["create", "update"]
+
+    assert deliver(events, listener) == []
+
+
+def test_a_save_then_a_queryset_update_in_one_transaction_shows_what_committed(admin: Principal) -> None:
+    product = Product.objects.create(sku="O-1", name="One", price=Decimal("1.00"))
+    listener = listening(admin, collection="products", query={"fields": ["id", "stock"]})
+    with published() as events, transaction.atomic():
+        product.stock = 3
+        product.save()
+        Product.objects.filter(pk=product.pk).update(stock=4)  # no signal: only the commit shows it
+
+    assert deliver(events, listener) == [[{"id": product.pk, "stock": 4}]]
+
+
+def test_a_failed_read_of_the_committed_rows_costs_the_write_nothing(
+    admin: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from likha_realtime.events import capture
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("no rows today")
+
+    monkeypatch.setattr(capture, "committed_rows", broken)
+    listener = listening(admin, collection="products", query={"fields": ["id", "stock"]})
+    with published() as events:
+        product = Product.objects.create(sku="O-1", name="One", price=Decimal("1.00"), stock=9)
+    before = counted()
+
+    assert events[0].snapshots == ()
+    assert deliver(events, listener) == [[{"id": product.pk, "stock": 9}]]  # re-read when delivered
+    assert since(before) == {"committed_reads": 0, "rereads": 1}
+
+
+def test_a_one_to_one_relation_travels_and_comes_back_as_a_row() -> None:
+    """retype followed only many-to-one relations: a one-to-one's related row (a profile, a multi-table child's
+    parent link) raised ValidationError in from_message, and the whole event was lost for every subscriber. And only
+    what frames may show travels: a related model that is no collection as its key, never its password hash."""
+    from erp_demo.models import SeededUser
+    from likha_realtime.events.model import retype
+
+    user = User.objects.create_user("seeded@example.com", "x")
+    seeded = SeededUser.objects.create(user=user)
+    for exposed_user, expected in ((None, {"pk": user.pk, "id": user.pk}), ({"email"}, None)):
+
+        def exposed(model: Any, exposed_user: Any = exposed_user) -> Any:
+            return exposed_user if model is User else {"user", "created"}
+
+        row = committed_rows(SeededUser, [seeded.pk], "default", exposed)[seeded.pk]
+        assert "password" not in row["user"]
+        if expected is not None:
+            assert row["user"] == expected
+        else:
+            assert row["user"]["email"] == "seeded@example.com"
+        decoded = retype(SeededUser, json.loads(json.dumps(row, cls=ExactEncoder)))
+        assert decoded == row
