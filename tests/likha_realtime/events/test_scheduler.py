@@ -505,3 +505,35 @@ async def test_a_connection_closed_between_the_choice_of_its_turn_and_its_start_
 
     await serve_all(scheduler)
     assert world.frames() == [("B", "b", (1,))]
+
+
+# -- the fast lane -------------------------------------------------------------------------------------------------
+
+
+class FastConnection(Connection):
+    """A connection that can write at once (a REST socket under daphne)."""
+
+    def receive_event_now(
+        self, subscription: Subscription, action: str, payload: Any, data_json: str, read: Any
+    ) -> bool:
+        self.world.log.append((self.name, subscription.uid, tuple(row["id"] for row in payload), "now"))
+        return True
+
+
+async def test_one_fast_lane_pass_reaches_a_bounded_number_of_connections_the_others_take_turns(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from likha_realtime.events import scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "FAST_LANE_CONNECTIONS", 3)
+    monkeypatch.setattr(deliver_module, "committed_payload", lambda s, action, keys, states: [{"id": k} for k in keys])
+    connections = [FastConnection(world, f"C{n}", sub(f"s{n}", "shared")) for n in range(5)]
+    scheduler = FairScheduler(backlog=lambda: 1000)
+
+    scheduler.add_event(update(1), connections)
+
+    assert world.frames() == [(f"C{n}", f"s{n}", (1,), "now") for n in range(3)]  # synchronously, in one pass
+    assert scheduler.pending == 2
+    await serve_all(scheduler)
+    assert world.frames()[3:] == [("C3", "s3", (1,)), ("C4", "s4", (1,))]
+    assert world.reads() == []  # one read from the committed rows for the batch, shared, no database read
