@@ -20,8 +20,8 @@ from likha_realtime.access.subscriptions import Subscription, committed_payload,
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
 from likha_realtime.query import Unevaluable
-from likha_realtime.sockets.direct import PreparedFrames
 from likha_realtime.wire.codec import encode_json
+from likha_realtime.wire.prepared import PreparedFrames
 
 logger = logging.getLogger(__name__)
 

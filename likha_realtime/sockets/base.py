@@ -23,10 +23,11 @@ from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limi
 from likha_realtime.layers import RedisChannelLayer
 from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
 from likha_realtime.node import receive_surviving
-from likha_realtime.sockets.direct import DirectSender, PreparedFrames, direct_sender
+from likha_realtime.sockets.direct import DirectSender, direct_sender
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
 from likha_realtime.wire.errors import TooManyConnections, TooManyUserConnections
 from likha_realtime.wire.heartbeat import Beat, Heartbeat
+from likha_realtime.wire.prepared import PreparedFrames
 from realtime_auth.busy import DatabaseBusy, database_busy
 from realtime_auth.mixin import RealtimeAuthMixin
 from realtime_auth.revocation import PUBLIC_GROUP

@@ -23,6 +23,7 @@ from typing import Any
 from autobahn.exception import Disconnected
 
 from likha_realtime.backpressure import text_size
+from likha_realtime.wire.prepared import PreparedFrames
 
 
 class DirectSender:
@@ -50,23 +51,6 @@ class DirectSender:
         except Disconnected:  # the client's close crossed the frame: dropped, as send_text drops it
             return False
         return True
-
-
-class PreparedFrames:
-    """One event batch's frames, each framed once as a WebSocket message (autobahn's ``prepareMessage``) and written
-    to every connection that sends the same text (same batch, same uid): the framing and UTF-8 encoding are not
-    repeated per connection."""
-
-    __slots__ = ("_by_text",)
-
-    def __init__(self) -> None:
-        self._by_text: dict[str, Any] = {}
-
-    def get(self, protocol: Any, text: str) -> Any:
-        prepared = self._by_text.get(text)
-        if prepared is None:
-            prepared = self._by_text[text] = protocol.factory.prepareMessage(text.encode("utf-8"), False)
-        return prepared
 
 
 def direct_sender(send: Any) -> DirectSender | None:
