@@ -108,21 +108,15 @@ class SharedRead:
             self._future = None  # its reader was cancelled (the dispatcher stopping): read again
         if self._future is not None:
             return self._future.result() if self._future.done() else NOT_YET
-        if self._needs_database:
-            return NOT_YET
         try:
-            payload = committed_payload(
-                self.subscription, self.event.action, self.keys, states_of(self.event, self.keys)
-            )
+            payload = self._from_committed_rows()
+            if payload is NOT_YET:
+                return NOT_YET
             outcome = None if payload is None else (payload, encode_json(payload))
-        except Unevaluable:
-            self._needs_database = True
-            return NOT_YET
         except Exception:  # as in outcome(): this batch misses the event, the others are not held up
             stats.delivery_errors += 1
             logger.exception("reading a %s event on %s failed", self.event.action, self.event.collection)
             outcome = None
-        stats.committed_reads += 1
         self._future = asyncio.get_running_loop().create_future()
         self._future.set_result(outcome)
         return outcome
@@ -151,15 +145,24 @@ class SharedRead:
     async def _read(self) -> Any:
         """The batch's payload: from the rows as their write committed them where the plan can be applied to them
         in Python (no database work, and the state of this event's own write), else re-read from the database."""
+        payload = self._from_committed_rows()
+        if payload is NOT_YET:
+            stats.rereads += 1
+            return await _payload(self.subscription, self.event, self.keys)
+        return payload
+
+    def _from_committed_rows(self) -> Any:
+        """The payload made from the event's rows (counted), or ``NOT_YET`` when only the database can answer (known
+        from then on: the batch does not try again)."""
+        if self._needs_database:
+            return NOT_YET
         try:
-            if self._needs_database:
-                raise Unevaluable("known already")
             payload = committed_payload(
                 self.subscription, self.event.action, self.keys, states_of(self.event, self.keys)
             )
         except Unevaluable:
-            stats.rereads += 1
-            return await _payload(self.subscription, self.event, self.keys)
+            self._needs_database = True
+            return NOT_YET
         stats.committed_reads += 1
         return payload
 

@@ -139,14 +139,17 @@ class Operation:
     """A graphql-transport-ws operation whose events may take the fast lane: its id, and whether strawberry still
     runs it (not completed, still registered: the client's ``complete`` unregisters it first)."""
 
-    __slots__ = ("_handler", "_operation", "id_json", "projection", "row_object")
+    __slots__ = ("_handler", "_operation", "id_json", "pk_name", "projection", "row_object")
 
-    def __init__(self, handler: Any, operation: Any, projection: Projection, row_object: Callable[[Any], Any]):
+    def __init__(
+        self, handler: Any, operation: Any, projection: Projection, row_object: Callable[[Any], Any], pk_name: str
+    ) -> None:
         self._handler = handler
         self._operation = operation
         self.id_json = json.dumps(operation.id)
         self.projection = projection
         self.row_object = row_object
+        self.pk_name = pk_name  # the collection's key: a row's ``key``
 
     @property
     def running(self) -> bool:
@@ -157,11 +160,11 @@ class Operation:
         """The ``next`` message around an encoded payload (strawberry's ``{"id","type","payload"}``)."""
         return f'{{"id":{self.id_json},"type":"next","payload":{payload_json}}}'
 
-    def payload_json(self, action: str, item: Any, pk_name: str, event_value: Any) -> str:
+    def payload_json(self, action: str, item: Any, event_value: Any) -> str:
         if action == "delete":
             result = self.projection.result(str(item), event_value, None)
         else:
-            result = self.projection.result(str(item[pk_name]), event_value, self.row_object(item))
+            result = self.projection.result(str(item[self.pk_name]), event_value, self.row_object(item))
         return encode_json(result)
 
 

@@ -231,7 +231,7 @@ def fast_lane(info: Info, resolvers: _Resolvers) -> Operation | None:
     handler, operation = operation_of(_socket_of(info), asyncio.current_task())
     if operation is None:
         return None
-    return Operation(handler, operation, plain, resolvers.obj)
+    return Operation(handler, operation, plain, resolvers.obj, resolvers.collection.pk_name)
 
 
 def _socket_of(info: Info) -> Any:
@@ -345,14 +345,13 @@ class Listener:
         if not fast.running:
             return False
         event = MutatedEventEnum(action)
-        pk_name = registry.get(self.collection).pk_name  # type: ignore[union-attr]  # registered: it has listeners
         texts = []
         for index, item in enumerate(payload):
             key = (fast.projection.signature, index)
             text = read.cache.get(key)
             if text is None:
                 try:
-                    text = read.cache[key] = fast.payload_json(action, item, pk_name, event)
+                    text = read.cache[key] = fast.payload_json(action, item, event)
                 except Exception:  # a value its scalar refuses (an Int over 32 bits): strawberry's error answer
                     return None
             texts.append(text)
