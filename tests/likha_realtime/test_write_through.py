@@ -93,3 +93,51 @@ def test_autobahns_connection_settings_log_line_is_formatted_only_when_asked_for
     # Every other caller gets the text itself: autobahn's Timings.__str__ returns it.
     assert protocol.pformat([("a", 1)]) == "[('a', 1)]"
     assert isinstance(str(protocol.Timings()), str)
+
+
+class DaphneServer:
+    """What daphne's ``WebSocketProtocol.onClose`` asks of its server."""
+
+    send_buffer_max_bytes = 8 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.disconnected: list[Any] = []
+
+    def protocol_disconnected(self, protocol: Any) -> None:
+        self.disconnected.append(protocol)
+
+    def log_action(self, *args: Any) -> None:
+        pass
+
+
+def test_a_lost_connection_releases_what_it_still_had_to_send() -> None:
+    """A slow reader's connection, dropped, still held its unsent bytes on the transport object (Twisted never
+    clears them) until the garbage collector freed the protocol: ``connectionLost`` lets go of them at once."""
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet import error
+    from twisted.python import failure
+
+    daphne_server = DaphneServer()
+    factory = WebSocketFactory(daphne_server)
+    factory.protocol = server.ReasonWebSocketProtocol
+    protocol = factory.buildProtocol(None)
+    protocol.server, protocol.client_addr = daphne_server, ["203.0.113.9", 5555]  # set by daphne
+    protocol.request = type("Request", (), {"path": b"/websockets"})()
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    transport = tcp.Server(ours, protocol, ("127.0.0.1", 1), None, 1, reactor)
+    try:
+        protocol.makeConnection(transport)
+        protocol.state, protocol.websocket_version = protocol.STATE_OPEN, 13
+        protocol.sendMessage(b"x" * (4 * 1024 * 1024))  # more than the socket pair takes: Twisted holds the rest
+        assert transport._tempDataLen + len(transport.dataBuffer) - transport.offset > 1024 * 1024
+
+        transport.connectionLost(failure.Failure(error.ConnectionAborted()))  # the close handshake timed out
+
+        assert daphne_server.disconnected == [protocol]  # daphne's own handling ran
+        assert transport.dataBuffer == b"" and transport._tempDataBuffer == [] and transport._tempDataLen == 0
+        assert not protocol.send_queue
+    finally:
+        transport.stopReading()
+        transport.stopWriting()
+        peer.close()
