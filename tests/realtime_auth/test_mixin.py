@@ -523,15 +523,15 @@ async def test_an_access_token_is_read_once_after_its_groups_are_listened_to(
     app = consumer("handshake")
     comm = await opened(sockets, app)
     reads: list[str] = []
-    real = tokens.is_revoked
+    real = tokens.session_user
 
-    def is_revoked(session_id: str) -> bool:
-        answer = real(session_id)
+    def session_user(token: Any, session_id: str) -> Any:
+        answer = real(token, session_id)
         reads.append(session_id)
         broadcast(session_group(session_id))  # revoked right after this read: the broadcast must reach the socket
         return answer
 
-    monkeypatch.setattr(tokens, "is_revoked", is_revoked)
+    monkeypatch.setattr(tokens, "session_user", session_user)
     if way == "auth frame":
         assert await ask(comm, {"type": "auth", "access_token": pair.access}) == {"type": "auth", "status": "ok"}
     else:

@@ -326,6 +326,54 @@ def test_verify_access_refuses(editor: User, raw: Callable[[User], Any]) -> None
     assert (refusal.value.http_code, refusal.value.http_message) == ("INVALID_TOKEN", "Invalid token.")
 
 
+def test_an_access_token_is_checked_in_one_query(editor: User, django_assert_num_queries: Any) -> None:
+    """The session's revocation and the user are one read (an authenticated connect's only database work)."""
+    pair = tokens.issue_pair(editor)
+    with django_assert_num_queries(1):
+        verified = tokens.verify_access(pair.access)
+    assert verified.user == editor
+    assert tokens.REVOKED_FLAG not in verified.user.__dict__  # the user as simplejwt's get_user gives it
+    tokens.revoke(pair.refresh)
+    with django_assert_num_queries(1), pytest.raises(InvalidToken):
+        tokens.verify_access(pair.access)
+
+
+class UsersElsewhere:
+    """A host's database router that reads users from another database than realtime_auth's tables."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str:
+        return "users" if model is User else "default"
+
+
+def test_users_in_another_database_are_checked_in_two_queries_with_the_same_answers(
+    editor: User, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """No query joins a table of one database to another's: where the host routes users elsewhere, the session and
+    the user are two reads."""
+    monkeypatch.setattr(tokens, "router", UsersElsewhere())  # the decision only: the test has one database
+    pair = tokens.issue_pair(editor)
+    with django_assert_num_queries(2):
+        assert tokens.verify_access(pair.access).user == editor
+    assert refused(revoked_session(editor))
+    assert refused(deactivated_user(editor))
+
+
+def test_simplejwts_password_change_check_applies(editor: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CHECK_REVOKE_TOKEN``: an access token issued before the password changed is refused (simplejwt's own
+    ``get_user`` check, which the one-query read keeps)."""
+    from rest_framework_simplejwt import authentication
+    from rest_framework_simplejwt import tokens as simplejwt_tokens
+
+    # simplejwt's modules each hold the settings object they imported (its reload on setting_changed rebinds only
+    # its own module's name): the one that get_user and token issuance read is switched on.
+    assert authentication.api_settings is simplejwt_tokens.api_settings
+    monkeypatch.setattr(authentication.api_settings, "CHECK_REVOKE_TOKEN", True)
+    pair = tokens.issue_pair(editor)
+    assert accepted(pair.access)
+    User.objects.filter(pk=editor.pk).update(password="changed")
+    assert refused(pair.access)
+
+
 # -- text --------------------------------------------------------------------------------------------------------
 
 
