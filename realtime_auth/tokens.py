@@ -94,7 +94,7 @@ def session_user(token: Any, session_id: str) -> AbstractBaseUser:
         if is_revoked(session_id):
             raise InvalidToken()
         return _user_for(token)
-    authentication.user_model = _WithRevocation(user_model, session_id)
+    authentication.user_model = _WithRevocation(user_model, session_id)  # type: ignore[assignment]  # duck-typed
     try:
         user = authentication.get_user(token)
     except AuthenticationFailed as exc:  # missing claim, unknown or inactive user, password changed
