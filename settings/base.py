@@ -97,6 +97,8 @@ if _database_url:
     except ValueError as exc:
         raise EnvError("DATABASE_URL", _database_url, "a URL such as postgres://user@host:5432/name") from exc
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, with a pool health check that costs no query per checkout (likha_realtime.db.pool).
+        DATABASES["default"]["ENGINE"] = "likha_realtime.db.postgresql"
         # Django's psycopg pool: at most DATABASE_POOL_MAX_SIZE connections per server process, whatever the
         # number of requests, sockets and subscriptions; a request finding them all busy waits DATABASE_POOL_TIMEOUT
         # for one, then fails with psycopg_pool.PoolTimeout. 2 processes x 20 stay well under PostgreSQL's 100.

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "likha_realtime.oversize",
         "likha_realtime.faults",
         "likha_realtime.layers",
+        "likha_realtime.db",
     ),
     ("likha_realtime.query",),
     ("likha_realtime.access",),

@@ -60,7 +60,9 @@ TEMPLATES = [
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.postgresql",
+        # Django's PostgreSQL backend whose pool checks connections without a query per checkout (DEPLOYMENT.md,
+        # "PostgreSQL"); "django.db.backends.postgresql" works too.
+        "ENGINE": "likha_realtime.db.postgresql",
         "NAME": os.environ.get("ERP_DB_NAME", "erp"),
         "USER": os.environ.get("ERP_DB_USER", "postgres"),
         "PASSWORD": os.environ.get("ERP_DB_PASSWORD", ""),
@@ -69,6 +71,7 @@ DATABASES = {
         # Under ASGI no persistent connections; a pool bounds each server process (processes x max_size must stay
         # under PostgreSQL's max_connections).
         "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,  # a connection PostgreSQL closed is replaced before it is lent
         "OPTIONS": {"pool": {"min_size": 2, "max_size": 20, "timeout": 30}},
     }
 }

@@ -1,0 +1,1 @@
+"""``ENGINE = "likha_realtime.db.postgresql"``: Django's PostgreSQL backend with ``pool.QuietCheck`` (``base``)."""
