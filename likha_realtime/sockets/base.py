@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from autobahn.exception import Disconnected
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -283,6 +284,18 @@ class JsonSocketConsumer(RealtimeSocket, AsyncWebsocketConsumer):
 
     heartbeat: Heartbeat
     _heartbeat_task: asyncio.Task[None] | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' ``AsyncConsumer.dispatch`` (channels 4.3.2) without its ``aclose_old_connections()`` before
+        every message: a hop to the database thread and back for each connect, frame, disconnect and channel-layer
+        message, to close connections that these sockets never leave open — every database call they make is a
+        ``database_sync_to_async``, which closes the thread's old connections before and after itself (the hops were
+        ~15 % of an authenticated connect's CPU, py-spy). tests/likha_realtime/sockets/test_dispatch.py fails if
+        channels' dispatch changes."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         accepted, identity = await self.open_socket()
