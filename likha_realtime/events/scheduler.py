@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 # each heavy one's first turn).
 FRESH_SUBSCRIPTIONS = 4
 # Connections an event reaches in the fast lane in one pass (synchronous: the loop does nothing else meanwhile, ~20 µs
-# each); the others take turns, which yield to the loop every YIELD_EVERY.
+# each); the others wait for the next pass, on the loop's next turn (its sockets are served in between).
 FAST_LANE_CONNECTIONS = 1000
 YIELD_EVERY = 64  # turns served between two explicit yields to the event loop (~5 ms of sends at most)
 
@@ -116,6 +116,10 @@ class FairScheduler:
         self.pending = 0  # entries in all queues
         self._fresh: OrderedDict[int, None] = OrderedDict()  # idle connections that got an entry, in order
         self._turns: OrderedDict[int, None] = OrderedDict()  # backlogged connections, round-robin
+        # Idle connections past one fast-lane pass, in arrival order: the next pass (a callback on the loop's next
+        # turn) tries them as the first pass did; turns take them only when nothing else waits.
+        self._fast: OrderedDict[int, None] = OrderedDict()
+        self._fast_pass_due = False
         self._serving: set[int] = set()  # connections whose entry is being served (in neither order)
         self._fresh_next = True  # whose turn is next while both orders have connections
         self._work: asyncio.Event | None = None
@@ -138,13 +142,16 @@ class FairScheduler:
             by_connection.setdefault(connection, []).append(subscriber)
             held[connection] = held.get(connection, 0) + len(subscriptions)
         fast = FAST_LANE_CONNECTIONS
+        later = False
         for connection, members in by_connection.items():
             fresh = held[connection] <= FRESH_SUBSCRIPTIONS
             if fresh and fast > 0 and self._delivered_now(connection, reads, members):
                 fast -= 1
                 continue
-            self._push(connection, Arrival(reads, members), fresh=fresh)
+            later = self._push(connection, Arrival(reads, members), fresh=fresh, fast=fresh and fast <= 0) or later
         reads.release_prepared()
+        if later:
+            self._schedule_fast_pass()
         if self.pending > self.backlog():
             self._overflow()
 
@@ -163,20 +170,79 @@ class FairScheduler:
                 return True
         return True
 
-    def _push(self, connection: int, entry: Entry, *, fresh: bool) -> None:
+    def _push(self, connection: int, entry: Entry, *, fresh: bool, fast: bool = False) -> bool:
+        """``entry`` at the end of the connection's queue; ``True`` when the connection waits for a fast-lane pass
+        (``fast``: idle, and past this pass's bound)."""
         queue = self.queues.get(connection)
         if queue is None:
             queue = self.queues[connection] = deque()
         queue.append(entry)
         self.pending += 1
-        if connection in self._serving or connection in self._turns or connection in self._fresh:
+        waits_for_pass = False
+        if (
+            connection in self._serving
+            or connection in self._turns
+            or connection in self._fresh
+            or connection in self._fast
+        ):
             pass  # it keeps its place
+        elif fast and len(queue) == 1:
+            self._fast[connection] = None
+            waits_for_pass = True
         elif fresh:
             self._fresh[connection] = None
         else:
             self._turns[connection] = None
-        if self._work is not None:
+        if self._work is not None and not waits_for_pass:
             self._work.set()
+        return waits_for_pass
+
+    def _schedule_fast_pass(self) -> None:
+        if self._fast_pass_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous test): they take turns like any fresh connection
+            self._fresh.update(self._fast)
+            self._fast.clear()
+            return
+        self._fast_pass_due = True
+        loop.call_soon(self._fast_pass)
+
+    def _fast_pass(self) -> None:
+        """The next ``FAST_LANE_CONNECTIONS`` connections that an earlier pass could not reach: each gets its first
+        pending event at once where it can (as in ``add_event``); what cannot be sent now, and any later entries,
+        take turns. Another pass follows on the loop's next turn while connections wait for one."""
+        self._fast_pass_due = False
+        touched: dict[int, EventReads] = {}
+        budget = FAST_LANE_CONNECTIONS
+        while self._fast and budget > 0:
+            connection, _ = self._fast.popitem(last=False)
+            queue = self.queues.get(connection)
+            if not queue:
+                continue
+            budget -= 1
+            entry = queue[0]
+            if isinstance(entry, Arrival):
+                queue.popleft()
+                self.pending -= 1
+                touched[id(entry.reads)] = entry.reads
+                deliveries = entry.deliveries()
+                for index, delivery in enumerate(deliveries):
+                    if not delivery.run_now():
+                        queue.extendleft(reversed(deliveries[index:]))
+                        self.pending += len(deliveries) - index
+                        break
+            if queue:
+                self._fresh[connection] = None
+                if self._work is not None:
+                    self._work.set()
+            else:
+                self._set_queue(connection, queue)
+        for reads in touched.values():
+            reads.release_prepared()
+        if self._fast:
+            self._schedule_fast_pass()
 
     def drop(self, subscriber: Any) -> None:
         """``subscriber`` stopped listening (its socket closed, its GraphQL operation ended): its entries go."""
@@ -202,6 +268,7 @@ class FairScheduler:
             self.queues.pop(connection, None)
             self._fresh.pop(connection, None)
             self._turns.pop(connection, None)
+            self._fast.pop(connection, None)
 
     def _overflow(self) -> None:
         """The connection with the most pending entries loses them: a resync for each subscription that missed
@@ -289,6 +356,8 @@ class FairScheduler:
         elif self._turns:
             connection, _ = self._turns.popitem(last=False)
             self._fresh_next = True
+        elif self._fast:  # nothing else waits: a turn does what the next fast-lane pass would
+            connection, _ = self._fast.popitem(last=False)
         else:
             return None
         self._serving.add(connection)

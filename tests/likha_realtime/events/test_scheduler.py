@@ -520,20 +520,63 @@ class FastConnection(Connection):
         return True
 
 
-async def test_one_fast_lane_pass_reaches_a_bounded_number_of_connections_the_others_take_turns(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def committed_rows_only(monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
     from likha_realtime.events import scheduler as scheduler_module
 
-    monkeypatch.setattr(scheduler_module, "FAST_LANE_CONNECTIONS", 3)
+    monkeypatch.setattr(scheduler_module, "FAST_LANE_CONNECTIONS", cap)
     monkeypatch.setattr(deliver_module, "committed_payload", lambda s, action, keys, states: [{"id": k} for k in keys])
-    connections = [FastConnection(world, f"C{n}", sub(f"s{n}", "shared")) for n in range(5)]
+
+
+async def test_one_fast_lane_pass_reaches_a_bounded_number_of_connections_the_next_pass_the_others(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass is bounded (the loop serves nothing else meanwhile); the connections past it get the event in the next
+    pass, on the loop's next turn: their sockets' other work runs in between, and no turn is needed."""
+    committed_rows_only(monkeypatch, 3)
+    connections = [FastConnection(world, f"C{n}", sub(f"s{n}", "shared")) for n in range(8)]
     scheduler = FairScheduler(backlog=lambda: 1000)
+    seen_between: list[int] = []
 
     scheduler.add_event(update(1), connections)
+    asyncio.get_running_loop().call_soon(lambda: seen_between.append(len(world.frames())))
 
     assert world.frames() == [(f"C{n}", f"s{n}", (1,), "now") for n in range(3)]  # synchronously, in one pass
-    assert scheduler.pending == 2
-    await serve_all(scheduler)
-    assert world.frames()[3:] == [("C3", "s3", (1,)), ("C4", "s4", (1,))]
+    assert scheduler.pending == 5
+    await wait_until_async(lambda: len(world.frames()) == 8, message="the next passes did not reach the others")
+    assert world.frames() == [(f"C{n}", f"s{n}", (1,), "now") for n in range(8)]  # all in the fast lane
+    assert seen_between == [6]  # the loop ran other callbacks between the second pass and the third
+    assert scheduler.pending == 0 and not scheduler.queues
     assert world.reads() == []  # one read from the committed rows for the batch, shared, no database read
+
+
+async def test_a_connection_waiting_for_a_fast_lane_pass_gets_its_events_in_order(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed_rows_only(monkeypatch, 1)
+    a = FastConnection(world, "A", sub("a", "shared"))
+    b = FastConnection(world, "B", sub("b", "shared"))
+    scheduler = FairScheduler(backlog=lambda: 1000)
+    runner = asyncio.ensure_future(scheduler.run())
+    try:
+        scheduler.add_event(update(1), [a, b])  # A now, B waits for the next pass
+        scheduler.add_event(update(2), [a, b])  # A now again; B's second event queues behind its first
+        await wait_until_async(lambda: len(world.frames()) == 4, message="B's frames did not follow")
+    finally:
+        runner.cancel()
+    b_frames = [frame[:3] for frame in world.frames() if frame[0] == "B"]
+    assert b_frames == [("B", "b", (1,)), ("B", "b", (2,))]
+    assert scheduler.pending == 0
+
+
+async def test_turns_serve_connections_waiting_for_a_pass_when_nothing_else_waits(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed_rows_only(monkeypatch, 1)
+    connections = [FastConnection(world, f"C{n}", sub(f"s{n}", "shared")) for n in range(3)]
+    scheduler = FairScheduler(backlog=lambda: 1000)
+    scheduler.add_event(update(1), connections)
+
+    await serve_all(scheduler)  # before the loop runs the pass
+
+    assert sorted(frame[0] for frame in world.frames()) == ["C0", "C1", "C2"]
+    assert scheduler.pending == 0
