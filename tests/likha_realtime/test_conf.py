@@ -71,7 +71,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 42
+    assert len(DEFAULTS) == 43
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 
