@@ -65,6 +65,34 @@ class RedisChannelLayer(UpstreamRedisChannelLayer):
             pipe.expire(group_key, self.group_expiry)
             await pipe.execute()
 
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        """``group_add`` of each of ``groups``, in one pipeline per Redis server they hash to (a login joins its
+        user's and session's groups: one round trip, not two)."""
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        now = time.time()
+        for index, keys in self._keys_by_server(groups).items():
+            async with self.connection(index).pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zadd(key, {channel: now})
+                    pipe.expire(key, self.group_expiry)
+                await pipe.execute()
+
+    async def group_discard_many(self, groups: list[str], channel: str) -> None:
+        """``group_discard`` of each of ``groups``, in one pipeline per Redis server (a socket closing leaves both)."""
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        for index, keys in self._keys_by_server(groups).items():
+            async with self.connection(index).pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrem(key, channel)
+                await pipe.execute()
+
+    def _keys_by_server(self, groups: list[str]) -> dict[int, list[str]]:
+        by_server: dict[int, list[str]] = {}
+        for group in groups:
+            assert self.require_valid_group_name(group), "Group name not valid"
+            by_server.setdefault(self.consistent_hash(group), []).append(self._group_key(group))
+        return by_server
+
     async def receive(self, channel: str) -> Any:
         if "!" not in channel:
             return await super().receive(channel)

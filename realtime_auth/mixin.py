@@ -359,14 +359,16 @@ class RealtimeAuthMixin:
         layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]  # from the consumer
         if layer is None:
             return
-        # One group at a time, so that ``_auth_groups`` always holds every group the socket may be in, even when
-        # the channel layer fails half-way: a group is counted before joining it and forgotten once left.
-        for group in self._auth_groups - wanted:
-            await layer.group_discard(group, name)
-            self._auth_groups = self._auth_groups - {group}
-        for group in wanted - self._auth_groups:
-            self._auth_groups = self._auth_groups | {group}
-            await layer.group_add(group, name)
+        # ``_auth_groups`` always holds every group the socket may be in, even when the channel layer fails
+        # half-way: groups are counted before they are joined and forgotten once left.
+        leaving = self._auth_groups - wanted
+        if leaving:
+            await _groups_call(layer, "discard", leaving, name)
+            self._auth_groups = self._auth_groups - leaving
+        joining = wanted - self._auth_groups
+        if joining:
+            self._auth_groups = self._auth_groups | joining
+            await _groups_call(layer, "add", joining, name)
         if self._auth_groups and self._groups_timer is None and not self._closing:
             self._groups_timer = asyncio.get_running_loop().call_later(self.group_refresh, self._on_groups_timer)
 
@@ -378,13 +380,12 @@ class RealtimeAuthMixin:
     async def _refresh_groups(self) -> None:
         """Join this socket's groups again (a member's expiry restarts), then arm the next refresh."""
         layer, name = self.channel_layer, self.channel_name  # type: ignore[attr-defined]  # from the consumer
-        for group in list(self._auth_groups):
-            if self._closing:
-                return
-            try:
-                await layer.group_add(group, name)
-            except Exception:  # Redis down for a moment: the next refresh tries again, long before expiry
-                logger.exception("%s socket: could not refresh its group %s", self.socket, group)
+        if self._closing:
+            return
+        try:
+            await _groups_call(layer, "add", self._auth_groups, name)
+        except Exception:  # Redis down for a moment: the next refresh tries again, long before expiry
+            logger.exception("%s socket: could not refresh its groups %s", self.socket, sorted(self._auth_groups))
         if self._auth_groups and self._groups_timer is None and not self._closing:
             self._groups_timer = asyncio.get_running_loop().call_later(self.group_refresh, self._on_groups_timer)
 
@@ -410,6 +411,19 @@ class RealtimeAuthMixin:
             previous = self.user
             verdict = self.auth.tick()
             await self._apply(verdict, None, previous)
+
+
+async def _groups_call(layer: Any, action: str, groups: frozenset[str] | set[str], channel: str) -> None:
+    """``group_add`` / ``group_discard`` of ``channel`` in each of ``groups``: in one call where the layer batches
+    them (``group_add_many``: the project's Redis layer, one round trip), else one call per group."""
+    ordered = sorted(groups)
+    many = getattr(layer, f"group_{action}_many", None)
+    if many is not None:
+        await many(ordered, channel)
+        return
+    one = getattr(layer, f"group_{action}")
+    for group in ordered:
+        await one(group, channel)
 
 
 def _with_credentials(

@@ -119,6 +119,38 @@ async def test_forget_drops_the_buffer_and_a_late_handover(redis_server: RedisSe
         await layer.flush()
 
 
+async def test_many_groups_are_joined_and_left_in_one_round_trip(redis_server: RedisServer) -> None:
+    """``group_add_many`` / ``group_discard_many``: what ``group_add`` / ``group_discard`` do for each group, in one
+    pipeline (a login's user and session groups; a closing socket leaves both)."""
+    layer = RedisChannelLayer(**layer_config(redis_server), group_expiry=600)
+    try:
+        channel = await layer.new_channel()
+        connection = layer.connection(0)
+        commands: list[Any] = []
+        real = connection.execute_command
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            commands.append(args[0])
+            return await real(*args, **kwargs)
+
+        connection.execute_command = counted  # a single command's round trip; a pipeline sends its own
+        await layer.group_add_many(["user.1", "session.a"], channel)
+        assert commands == []
+        for group in ("user.1", "session.a"):
+            assert await real("ZSCORE", layer._group_key(group), channel) is not None
+            assert 590 <= await real("TTL", layer._group_key(group)) <= 600
+        await layer.group_send("session.a", {"type": "hello"})
+        assert await asyncio.wait_for(layer.receive(channel), WAIT) == {"type": "hello"}
+        commands.clear()  # the send and the receive took their own
+
+        await layer.group_discard_many(["user.1", "session.a"], channel)
+        assert commands == []
+        for group in ("user.1", "session.a"):
+            assert await real("ZSCORE", layer._group_key(group), channel) is None
+    finally:
+        await layer.flush()
+
+
 async def test_group_add_joins_and_sets_the_groups_expiry_in_one_round_trip(redis_server: RedisServer) -> None:
     """As channels-redis' own ``group_add`` (the member's score, the group's expiry), pipelined: one round trip."""
     layer = RedisChannelLayer(**layer_config(redis_server), group_expiry=600)

@@ -29,7 +29,7 @@ from erp_demo.models import User
 from realtime_auth import tokens
 from realtime_auth.errors import AuthError
 from realtime_auth.mixin import RealtimeAuthMixin
-from realtime_auth.revocation import REVOKE_MESSAGE, broadcast, session_group
+from realtime_auth.revocation import REVOKE_MESSAGE, broadcast, session_group, user_group
 from realtime_auth.session import Identity
 from realtime_auth.wire import CloseCode, RealtimeError
 from tests.realtime_auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, EDITOR_EMAIL, EDITOR_PASSWORD
@@ -543,6 +543,40 @@ async def test_an_access_token_is_read_once_after_its_groups_are_listened_to(
     assert await whoami(comm) == (None, None)
     assert reads == [pair.session_id]
     assert [asked.session_id for asked in app.asked] == [pair.session_id]
+
+
+async def test_a_layer_that_batches_group_calls_gets_one_call_per_login_and_one_per_close(
+    editor: User,
+    pair: tokens.TokenPair,
+    layer: InMemoryChannelLayer,
+    monkeypatch: pytest.MonkeyPatch,
+    sockets: list[Any],
+) -> None:
+    """With the project's Redis layer (``group_add_many``: one round trip) a login joins its user's and session's
+    groups in one call, and the socket leaves both in one call when it closes."""
+    calls: list[tuple[str, list[str]]] = []
+
+    async def add_many(groups: list[str], channel: str) -> None:
+        calls.append(("add", groups))
+        for group in groups:
+            await layer.group_add(group, channel)
+
+    async def discard_many(groups: list[str], channel: str) -> None:
+        calls.append(("discard", groups))
+        for group in groups:
+            await layer.group_discard(group, channel)
+
+    monkeypatch.setattr(layer, "group_add_many", add_many, raising=False)
+    monkeypatch.setattr(layer, "group_discard_many", discard_many, raising=False)
+    comm = await opened(sockets, consumer("public"), f"/mini?access_token={pair.access}")
+    assert await whoami(comm) == (EDITOR_EMAIL, EDITOR_EMAIL)
+    groups = sorted({session_group(pair.session_id or ""), user_group(editor.pk)})
+    assert calls == [("add", groups)]
+
+    await comm.disconnect(timeout=BOUND)
+
+    assert calls == [("add", groups), ("discard", groups)]
+    assert not layer.groups.get(groups[0]) and not layer.groups.get(groups[1])  # nobody left in either
 
 
 # -- revocation and reload over the channel layer ----------------------------------------------------------------
