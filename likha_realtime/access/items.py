@@ -124,8 +124,9 @@ class Items:
             self._assign(instance, name, value)
         try:
             instance.full_clean()
-            with transaction.atomic():
-                instance.save()
+            # No savepoint of its own (two round trips per row): both callers hold a transaction, and a failed save
+            # raises out of it, which rolls the whole write back.
+            instance.save()
         except ValidationError as exc:
             raise _validation_error(exc) from exc
         except IntegrityError as exc:

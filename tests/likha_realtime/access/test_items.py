@@ -364,6 +364,20 @@ async def test_a_duplicate_sku_is_record_not_unique(admin: WebsocketCommunicator
     assert await run_db(prices) == {"A-1": "3.00", "A-2": "4.00"}
 
 
+async def test_a_duplicate_only_the_database_finds_fails_the_whole_batch(
+    admin: WebsocketCommunicator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers racing past validation: the database's unique constraint refuses the row (IntegrityError, with
+    no savepoint of the row's own), the whole write is rolled back, and the socket goes on working."""
+    keys = await run_db(make, ("A-1", "3.00"))
+    monkeypatch.setattr(Product, "validate_unique", lambda self, exclude=None: None)
+    batch = [{"name": "One", "sku": "N-1"}, {"name": "Two", "sku": "A-1"}]
+    reply = await ask(admin, items("create", data=batch, uid="u"))
+    assert reply == error("items", "RECORD_NOT_UNIQUE", "Value has to be unique.", uid="u")
+    assert await run_db(prices) == {"A-1": "3.00"}
+    assert (await ask(admin, items("read", id=keys["A-1"], uid="r")))["data"]["sku"] == "A-1"
+
+
 async def test_a_duplicate_customer_email_is_record_not_unique(admin: WebsocketCommunicator) -> None:
     await run_db(Customer.objects.create, name="Acme", email="acme@example.com")
     message = {"type": "items", "action": "create", "collection": "customers", "uid": 3}
