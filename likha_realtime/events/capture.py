@@ -6,9 +6,11 @@ savepoint publish nothing. The hooks of one commit are coalesced: consecutive wr
 action in one transaction become one event listing every key (one frame per write operation: an ``items``
 update of several ids, a ``QuerySet.delete()``). Outside a transaction each save is its own event.
 
-A create or update event the signals saw carries each row as it committed (read right after the commit, once per
-model and commit): its frames show that state, not whatever a later write left by the time they are sent (issue
-12), and never a state inside the transaction. ``publish()`` carries keys only: its subscribers' frames are read
+A create or update event the signals saw carries each row as it committed (once per model and commit: read inside
+the transaction right before its commit on the project's PostgreSQL backend, ``likha_realtime.db.postgresql``,
+while the transaction still holds the rows' locks; read right after the commit on other backends): its frames show
+that state, not whatever a later write left by the time they are sent (issue 12), and never a state inside the
+transaction. ``publish()`` carries keys only: its subscribers' frames are read
 from the database when delivered.
 """
 
@@ -27,6 +29,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 
 from likha_realtime.access.changes import changed_fields
 from likha_realtime.access.collections import Collection, registry
+from likha_realtime.db import precommit
 from likha_realtime.events.model import Event
 from likha_realtime.events.transport import publish_events
 from likha_realtime.query import snapshot
@@ -70,22 +73,15 @@ class _Flush:
 
 
 def with_committed_rows(written: list[_Written]) -> list[Event]:
-    """The commit's events, each create and update the signals saw carrying its rows as committed: read now, after
-    the commit, once per model for the whole commit (``committed_rows``). Never a state inside the transaction (a
-    row created then changed again, or changed by a ``QuerySet.update`` or raw SQL after its save, shows what
-    committed). A read that fails costs the write nothing: those events carry no rows, and their subscribers' frames
-    are read from the database when delivered."""
-    wanted: dict[tuple[type[Model], str], set[Any]] = {}
-    for item in written:
-        collection = registry.get(item.event.collection)
-        if item.rows and collection is not None:
-            wanted.setdefault((collection.model, item.using), set()).update(item.event.keys)
-    read: dict[tuple[type[Model], str], dict[Any, dict[str, Any]]] = {}
-    for (model, using), keys in wanted.items():
-        try:
-            read[(model, using)] = committed_rows(model, keys, using, _exposed)
-        except Exception:
-            logger.exception("could not read the committed rows of %s: its events are re-read when delivered", model)
+    """The commit's events, each create and update the signals saw carrying its rows as committed: read before the
+    commit inside the transaction where the backend allows (``read_before_commit``), else now, after the commit,
+    once per model for the whole commit (``committed_rows``). Never a state inside the transaction (a row created
+    then changed again, or changed by a ``QuerySet.update`` or raw SQL after its save, shows what committed). A read
+    that fails costs the write nothing: those events carry no rows, and their subscribers' frames are read from the
+    database when delivered."""
+    read = _read_before(written)
+    if read is None:
+        read = _read_rows(written)
     events = []
     for item in written:
         collection = registry.get(item.event.collection)
@@ -95,6 +91,55 @@ def with_committed_rows(written: list[_Written]) -> list[Event]:
             event = replace(event, snapshots=tuple(rows.get(key) for key in event.keys))
         events.append(event)
     return events
+
+
+Rows = dict[tuple[type[Model], str], dict[Any, dict[str, Any]]]
+
+
+def _read_rows(written: list[_Written]) -> Rows:
+    """The rows of the create and update events of ``written``, by model and database, one read per model."""
+    wanted: dict[tuple[type[Model], str], set[Any]] = {}
+    for item in written:
+        collection = registry.get(item.event.collection)
+        if item.rows and collection is not None:
+            wanted.setdefault((collection.model, item.using), set()).update(item.event.keys)
+    read: Rows = {}
+    for (model, using), keys in wanted.items():
+        try:
+            read[(model, using)] = committed_rows(model, keys, using, _exposed)
+        except Exception:
+            logger.exception("could not read the committed rows of %s: its events are re-read when delivered", model)
+    return read
+
+
+def read_before_commit(connection: BaseDatabaseWrapper) -> None:
+    """``db.precommit`` callback (the project's PostgreSQL backend): inside the transaction, after its last write,
+    read the rows its create and update events will carry. The transaction holds their row locks (it updated or
+    inserted them), so no other commit can change them before this one: what is read is exactly what commits, where a
+    read after the commit could see a later writer's state (two processes writing one row 30 times a second: 0.7-3 %
+    of frames). Kept for the ``_Flush`` of this commit only (matched by its writes)."""
+    written = [entry[1].written for entry in connection.run_on_commit if isinstance(entry[1], _Hook)]
+    _local.before_commit = None
+    if not any(item.rows for item in written):
+        return
+    # In a savepoint, rolled back after the read: a read that fails in the database (a statement timeout) must not
+    # leave the transaction aborted, which would turn its COMMIT into a silent rollback of the write.
+    savepoint = connection.savepoint()
+    try:
+        rows = _read_rows(written)  # a failed model's read is logged and left out: re-read when delivered
+    finally:
+        if savepoint is not None:
+            connection.savepoint_rollback(savepoint)
+    _local.before_commit = (frozenset(map(id, written)), rows)
+
+
+def _read_before(written: list[_Written]) -> Rows | None:
+    """The rows ``read_before_commit`` read for exactly these writes (this commit's), else ``None``."""
+    kept, _local.before_commit = getattr(_local, "before_commit", None), None
+    if kept is None or kept[0] != frozenset(map(id, written)):
+        return None
+    rows: Rows = kept[1]
+    return rows
 
 
 _flush = _Flush()
@@ -181,6 +226,7 @@ def _on_delete(sender: type[Model], instance: Model, using: str = DEFAULT_DB_ALI
 
 
 def connect_signals() -> None:
+    precommit.before_commit(read_before_commit)
     post_save.connect(_on_save, dispatch_uid="likha_realtime_save")
     pre_delete.connect(_on_pre_delete, dispatch_uid="likha_realtime_pre_delete")
     post_delete.connect(_on_delete, dispatch_uid="likha_realtime_delete")

@@ -3,8 +3,10 @@
 With ``CONN_HEALTH_CHECKS = True`` and a pool (``OPTIONS["pool"]``), Django gives psycopg's pool its full check, an
 empty query on every checkout, and passes no way to choose another (a ``check`` in the pool options collides with
 its own). This backend replaces that check with ``likha_realtime.db.pool.QuietCheck`` once the pool exists; without
-health checks or without a pool it is Django's backend unchanged. Everything else is Django's. A host on another
-subclass of it (PostGIS, say) gets the same with ``QuietPool`` in its own backend's ``DatabaseWrapper``.
+health checks or without a pool it is Django's backend unchanged. It also runs ``db.precommit`` callbacks right
+before each commit (``BeforeCommit``: events carry exactly the rows their transaction committed). Everything else is
+Django's. A host on another subclass of it (PostGIS, say) gets the same with ``BeforeCommit`` and ``QuietPool`` in
+its own backend's ``DatabaseWrapper``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.db.backends.postgresql import base
 
+from likha_realtime.db import precommit
 from likha_realtime.db.pool import QuietCheck
 
 
@@ -30,5 +33,14 @@ class QuietPool:
         return pool
 
 
-class DatabaseWrapper(QuietPool, base.DatabaseWrapper):
+class BeforeCommit:
+    """Mixin for a ``DatabaseWrapper``: ``db.precommit`` callbacks run inside each transaction right before its
+    ``COMMIT`` (the fan-out reads the rows the transaction wrote there: exactly what commits)."""
+
+    def _commit(self) -> None:
+        precommit.run(self)
+        super()._commit()  # type: ignore[misc]  # Django's
+
+
+class DatabaseWrapper(BeforeCommit, QuietPool, base.DatabaseWrapper):
     pass
