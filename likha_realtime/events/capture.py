@@ -81,7 +81,7 @@ def with_committed_rows(written: list[_Written]) -> list[Event]:
     database when delivered."""
     read = _read_before(written)
     if read is None:
-        read = _read_rows(written)
+        read, _ = _read_rows(written)
     events = []
     for item in written:
         collection = registry.get(item.event.collection)
@@ -96,20 +96,23 @@ def with_committed_rows(written: list[_Written]) -> list[Event]:
 Rows = dict[tuple[type[Model], str], dict[Any, dict[str, Any]]]
 
 
-def _read_rows(written: list[_Written]) -> Rows:
-    """The rows of the create and update events of ``written``, by model and database, one read per model."""
+def _read_rows(written: list[_Written]) -> tuple[Rows, bool]:
+    """The rows of the create and update events of ``written``, by model and database, one read per model; and
+    whether a read failed (logged; that model's events carry no rows)."""
     wanted: dict[tuple[type[Model], str], set[Any]] = {}
     for item in written:
         collection = registry.get(item.event.collection)
         if item.rows and collection is not None:
             wanted.setdefault((collection.model, item.using), set()).update(item.event.keys)
     read: Rows = {}
+    failed = False
     for (model, using), keys in wanted.items():
         try:
             read[(model, using)] = committed_rows(model, keys, using, _exposed)
         except Exception:
+            failed = True
             logger.exception("could not read the committed rows of %s: its events are re-read when delivered", model)
-    return read
+    return read, failed
 
 
 def read_before_commit(connection: BaseDatabaseWrapper) -> None:
@@ -122,14 +125,13 @@ def read_before_commit(connection: BaseDatabaseWrapper) -> None:
     _local.before_commit = None
     if not any(item.rows for item in written):
         return
-    # In a savepoint, rolled back after the read: a read that fails in the database (a statement timeout) must not
-    # leave the transaction aborted, which would turn its COMMIT into a silent rollback of the write.
+    # After a savepoint, rolled back to if the read fails: a read that fails in the database (a statement timeout, a
+    # serialization failure) must not leave the transaction aborted, which would turn its COMMIT into a silent
+    # rollback of the write. A read that succeeds leaves it to the COMMIT, which releases it (no round trip).
     savepoint = connection.savepoint()
-    try:
-        rows = _read_rows(written)  # a failed model's read is logged and left out: re-read when delivered
-    finally:
-        if savepoint is not None:
-            connection.savepoint_rollback(savepoint)
+    rows, failed = _read_rows(written)  # a failed model's read is logged and left out: re-read when delivered
+    if failed and savepoint is not None:
+        connection.savepoint_rollback(savepoint)
     _local.before_commit = (frozenset(map(id, written)), rows)
 
 
