@@ -28,7 +28,10 @@ RECHECK_AFTER = 30.0  # seconds after which a connection gets the full check eve
 
 
 def has_input(conn: Any) -> bool:
-    """Whether the connection's socket has something to read (or is closed, or in error) right now."""
+    """Whether the connection's socket has something to read (or is closed, or in error) right now; ``True`` where
+    the platform cannot tell without blocking (no ``poll``: Windows), so that the full check runs."""
+    if not hasattr(select, "poll"):
+        return True
     poller = select.poll()  # not select.select: a busy server's descriptors go past FD_SETSIZE (1024)
     poller.register(conn.pgconn.socket, select.POLLIN | select.POLLPRI)
     return bool(poller.poll(0))

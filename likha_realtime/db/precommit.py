@@ -17,12 +17,17 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _callbacks: list[Callable[[Any], None]] = []
+_failed: list[Callable[[Any], None]] = []
 
 
-def before_commit(callback: Callable[[Any], None]) -> None:
-    """Call ``callback(connection)`` before each commit of a backend that supports it (once per callback)."""
+def before_commit(callback: Callable[[Any], None], failed: Callable[[Any], None] | None = None) -> None:
+    """Call ``callback(connection)`` before each commit of a backend that supports it, and ``failed(connection)``
+    when that COMMIT then fails (a deferred constraint, a serialization failure, a lost connection): what the
+    callback read never committed. Each registered once."""
     if callback not in _callbacks:
         _callbacks.append(callback)
+    if failed is not None and failed not in _failed:
+        _failed.append(failed)
 
 
 def run(connection: Any) -> None:
@@ -32,3 +37,12 @@ def run(connection: Any) -> None:
             callback(connection)
         except Exception:
             logger.exception("a before-commit callback failed; the commit goes on")
+
+
+def commit_failed(connection: Any) -> None:
+    """What the backend calls when the COMMIT that followed ``run`` raised."""
+    for callback in _failed:
+        try:
+            callback(connection)
+        except Exception:
+            logger.exception("a commit-failed callback failed")

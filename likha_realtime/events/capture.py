@@ -123,7 +123,7 @@ def read_before_commit(connection: BaseDatabaseWrapper) -> None:
     of frames). Kept for the ``_Flush`` of this commit only (matched by its writes)."""
     written = [entry[1].written for entry in connection.run_on_commit if isinstance(entry[1], _Hook)]
     _local.before_commit = None
-    if not any(item.rows for item in written):
+    if not any(item.rows for item in written) or _serializable(connection):
         return
     # After a savepoint, rolled back to if the read fails: a read that fails in the database (a statement timeout, a
     # serialization failure) must not leave the transaction aborted, which would turn its COMMIT into a silent
@@ -132,13 +132,25 @@ def read_before_commit(connection: BaseDatabaseWrapper) -> None:
     rows, failed = _read_rows(written)  # a failed model's read is logged and left out: re-read when delivered
     if failed and savepoint is not None:
         connection.savepoint_rollback(savepoint)
-    _local.before_commit = (frozenset(map(id, written)), rows)
+    _local.before_commit = (written, rows)  # the writes themselves, not their ids: a freed one's id is reused
+
+
+def forget_before_commit(connection: BaseDatabaseWrapper) -> None:
+    """``db.precommit`` failure callback: the COMMIT failed, what was read before it never committed."""
+    _local.before_commit = None
+
+
+def _serializable(connection: BaseDatabaseWrapper) -> bool:
+    """Under SERIALIZABLE isolation the extra read would add predicate locks (more serialization failures): the
+    rows are then read after the commit, as on other backends."""
+    level = getattr(connection, "isolation_level", None)
+    return level is not None and "SERIALIZABLE" in str(getattr(level, "name", level)).upper()
 
 
 def _read_before(written: list[_Written]) -> Rows | None:
     """The rows ``read_before_commit`` read for exactly these writes (this commit's), else ``None``."""
     kept, _local.before_commit = getattr(_local, "before_commit", None), None
-    if kept is None or kept[0] != frozenset(map(id, written)):
+    if kept is None or len(kept[0]) != len(written) or any(a is not b for a, b in zip(kept[0], written, strict=True)):
         return None
     rows: Rows = kept[1]
     return rows
@@ -228,7 +240,7 @@ def _on_delete(sender: type[Model], instance: Model, using: str = DEFAULT_DB_ALI
 
 
 def connect_signals() -> None:
-    precommit.before_commit(read_before_commit)
+    precommit.before_commit(read_before_commit, failed=forget_before_commit)
     post_save.connect(_on_save, dispatch_uid="likha_realtime_save")
     pre_delete.connect(_on_pre_delete, dispatch_uid="likha_realtime_pre_delete")
     post_delete.connect(_on_delete, dispatch_uid="likha_realtime_delete")

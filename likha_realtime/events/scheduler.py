@@ -119,7 +119,7 @@ class FairScheduler:
         # Idle connections past one fast-lane pass, in arrival order: the next pass (a callback on the loop's next
         # turn) tries them as the first pass did; turns take them only when nothing else waits.
         self._fast: OrderedDict[int, None] = OrderedDict()
-        self._fast_pass_due = False
+        self._fast_pass_loop: asyncio.AbstractEventLoop | None = None  # where the next pass is scheduled, if any
         self._serving: set[int] = set()  # connections whose entry is being served (in neither order)
         self._fresh_next = True  # whose turn is next while both orders have connections
         self._work: asyncio.Event | None = None
@@ -179,12 +179,9 @@ class FairScheduler:
         queue.append(entry)
         self.pending += 1
         waits_for_pass = False
-        if (
-            connection in self._serving
-            or connection in self._turns
-            or connection in self._fresh
-            or connection in self._fast
-        ):
+        if connection in self._fast:
+            waits_for_pass = True  # it keeps its place, and a pass must come for it
+        elif connection in self._serving or connection in self._turns or connection in self._fresh:
             pass  # it keeps its place
         elif fast and len(queue) == 1:
             self._fast[connection] = None
@@ -198,51 +195,62 @@ class FairScheduler:
         return waits_for_pass
 
     def _schedule_fast_pass(self) -> None:
-        if self._fast_pass_due:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous test): they take turns like any fresh connection
             self._fresh.update(self._fast)
             self._fast.clear()
             return
-        self._fast_pass_due = True
+        if self._fast_pass_loop is loop:
+            return  # one is due on this loop already
+        self._fast_pass_loop = loop
         loop.call_soon(self._fast_pass)
 
     def _fast_pass(self) -> None:
         """The next ``FAST_LANE_CONNECTIONS`` connections that an earlier pass could not reach: each gets its first
         pending event at once where it can (as in ``add_event``); what cannot be sent now, and any later entries,
         take turns. Another pass follows on the loop's next turn while connections wait for one."""
-        self._fast_pass_due = False
+        self._fast_pass_loop = None
         touched: dict[int, EventReads] = {}
         budget = FAST_LANE_CONNECTIONS
-        while self._fast and budget > 0:
-            connection, _ = self._fast.popitem(last=False)
-            queue = self.queues.get(connection)
-            if not queue:
-                continue
-            budget -= 1
-            entry = queue[0]
-            if isinstance(entry, Arrival):
-                queue.popleft()
-                self.pending -= 1
-                touched[id(entry.reads)] = entry.reads
-                deliveries = entry.deliveries()
-                for index, delivery in enumerate(deliveries):
-                    if not delivery.run_now():
-                        queue.extendleft(reversed(deliveries[index:]))
-                        self.pending += len(deliveries) - index
-                        break
-            if queue:
-                self._fresh[connection] = None
-                if self._work is not None:
-                    self._work.set()
-            else:
-                self._set_queue(connection, queue)
-        for reads in touched.values():
-            reads.release_prepared()
-        if self._fast:
-            self._schedule_fast_pass()
+        try:
+            while self._fast and budget > 0:
+                connection, _ = self._fast.popitem(last=False)
+                queue = self.queues.get(connection)
+                if not queue:
+                    continue
+                budget -= 1
+                try:
+                    self._pass_one(queue, touched)
+                except Exception:  # as in a turn: a subscriber whose subscriptions cannot be matched; the others go on
+                    stats.delivery_errors += 1
+                    logger.exception("an event delivery failed")
+                if queue:
+                    self._fresh[connection] = None
+                    if self._work is not None:
+                        self._work.set()
+                else:
+                    self._set_queue(connection, queue)
+        finally:
+            for reads in touched.values():
+                reads.release_prepared()
+            if self._fast:
+                self._schedule_fast_pass()
+
+    def _pass_one(self, queue: deque[Entry], touched: dict[int, EventReads]) -> None:
+        """One connection's first pending event, delivered now where it can be (``_fast_pass``)."""
+        entry = queue[0]
+        if not isinstance(entry, Arrival):
+            return
+        queue.popleft()
+        self.pending -= 1
+        touched[id(entry.reads)] = entry.reads
+        deliveries = entry.deliveries()
+        for index, delivery in enumerate(deliveries):
+            if not delivery.run_now():
+                queue.extendleft(reversed(deliveries[index:]))
+                self.pending += len(deliveries) - index
+                return
 
     def drop(self, subscriber: Any) -> None:
         """``subscriber`` stopped listening (its socket closed, its GraphQL operation ended): its entries go."""

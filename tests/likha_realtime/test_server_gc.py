@@ -34,8 +34,15 @@ def test_tune_gc_sets_the_young_threshold_from_the_setting(thresholds: tuple[int
 
 def test_the_server_tunes_the_collector_when_it_is_made(thresholds: tuple[int, int, int]) -> None:
     gc.set_threshold(700, 10, 10)
-    server.Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])  # made, not run
-    assert gc.get_threshold() == (50_000, 20, 10)  # the default GC_YOUNG_THRESHOLD
+    with realtime(GC_YOUNG_THRESHOLD=4321):
+        server.Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])  # made, not run
+    assert gc.get_threshold() == (4321, 20, 10)
+
+
+def test_the_default_young_threshold_is_50000() -> None:
+    from likha_realtime.conf import DEFAULTS
+
+    assert DEFAULTS["GC_YOUNG_THRESHOLD"] == 50_000
 
 
 @pytest.fixture

@@ -39,7 +39,11 @@ class BeforeCommit:
 
     def _commit(self) -> None:
         precommit.run(self)
-        super()._commit()  # type: ignore[misc]  # Django's
+        try:
+            super()._commit()  # type: ignore[misc]  # Django's
+        except BaseException:
+            precommit.commit_failed(self)
+            raise
 
 
 class DatabaseWrapper(BeforeCommit, QuietPool, base.DatabaseWrapper):

@@ -36,3 +36,14 @@ def test_callbacks_run_in_order_once_each_and_a_failing_one_does_not_stop_the_ot
 
     assert seen == [("first", "the connection"), ("second", "the connection")]
     assert [r.getMessage() for r in caplog.records] == ["a before-commit callback failed; the commit goes on"]
+
+
+def test_a_failed_commit_calls_the_failed_callbacks(callbacks: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    failed: list[Any] = []
+    monkeypatch.setattr(precommit, "_failed", failed)
+    forgotten: list[Any] = []
+    precommit.before_commit(lambda connection: None, failed=forgotten.append)
+
+    precommit.commit_failed("the connection")
+
+    assert forgotten == ["the connection"]

@@ -296,6 +296,67 @@ def test_a_read_before_commit_that_fails_in_the_database_costs_the_write_nothing
     assert deliver(events, listener) == [[{"id": product.pk, "stock": 5}]]
 
 
+@pytest.mark.skipif(
+    not reads_before_commit(), reason="the project's PostgreSQL backend only: the PostgreSQL pass runs it"
+)
+def test_rows_read_before_a_commit_that_then_failed_are_never_carried(admin: Principal) -> None:
+    """The COMMIT fails after the read (a deferred foreign key, here): what was read never committed, and the next
+    write of the row carries its own state."""
+    from django.db import IntegrityError
+
+    product = Product.objects.create(sku="C-1", name="Commit", price=Decimal("1.00"), stock=1)
+
+    def write_that_fails_at_commit() -> None:
+        with transaction.atomic():
+            product.stock = 2
+            product.save()
+            SalesOrder.objects.create(customer_id=987_654, status="draft")  # checked at COMMIT (deferred)
+
+    with published() as events:
+        with pytest.raises(IntegrityError):
+            write_that_fails_at_commit()
+        assert events == []
+        assert getattr(capture._local, "before_commit", None) is None  # forgotten when the COMMIT failed
+        product.refresh_from_db()
+        product.stock = 3
+        product.save()  # autocommit: no read before a commit of this backend's own
+
+    assert [event.snapshots[0]["stock"] for event in events] == [3]
+
+
+@pytest.mark.skipif(
+    not reads_before_commit(), reason="the project's PostgreSQL backend only: the PostgreSQL pass runs it"
+)
+def test_under_serializable_isolation_the_rows_are_read_after_the_commit(
+    admin: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read before the commit would add predicate locks (more serialization failures) under SERIALIZABLE."""
+    from psycopg import IsolationLevel
+
+    product = Product.objects.create(sku="S-1", name="Serial", price=Decimal("1.00"), stock=1)
+    reads_inside: list[bool] = []
+    real = capture.committed_rows
+
+    def recorded(*args: Any) -> Any:
+        reads_inside.append(not transaction.get_autocommit())
+        return real(*args)
+
+    monkeypatch.setattr(capture, "committed_rows", recorded)
+    monkeypatch.setattr(connections["default"], "isolation_level", IsolationLevel.SERIALIZABLE, raising=False)
+    with published() as events, transaction.atomic():
+        product.stock = 4
+        product.save()
+
+    assert reads_inside == [False]  # once, after the commit
+    assert events[0].snapshots[0]["stock"] == 4
+    monkeypatch.setattr(connections["default"], "isolation_level", IsolationLevel.READ_COMMITTED, raising=False)
+    reads_inside.clear()
+    with published(), transaction.atomic():
+        product.stock = 5
+        product.save()
+    assert reads_inside == [True]  # read committed: inside, before the commit
+
+
 def test_a_failed_read_of_the_committed_rows_costs_the_write_nothing(
     admin: Principal, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -568,6 +568,34 @@ async def test_a_connection_waiting_for_a_fast_lane_pass_gets_its_events_in_orde
     assert scheduler.pending == 0
 
 
+async def test_a_connection_that_fails_in_a_fast_lane_pass_does_not_strand_the_others(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a turn, one subscriber whose subscriptions cannot be matched is counted and logged; the pass goes on,
+    and the next pass still comes."""
+    from likha_realtime.events import scheduler as scheduler_module
+
+    committed_rows_only(monkeypatch, 1)
+    connections = [FastConnection(world, f"C{n}", sub(f"s{n}", "shared")) for n in range(4)]
+    real = scheduler_module.Arrival.deliveries
+
+    def deliveries(self: Any) -> Any:
+        if self.subscribers[0] is connections[1]:
+            raise RuntimeError("cannot be matched")
+        return real(self)
+
+    monkeypatch.setattr(scheduler_module.Arrival, "deliveries", deliveries)
+    scheduler = FairScheduler(backlog=lambda: 1000)
+    errors = stats.delivery_errors
+
+    scheduler.add_event(update(1), connections)  # C0 now; C1, C2, C3 one per pass
+
+    await wait_until_async(lambda: len(world.frames()) == 3, message="the passes after the failure did not come")
+    assert [frame[0] for frame in world.frames()] == ["C0", "C2", "C3"]
+    assert stats.delivery_errors == errors + 1
+    assert scheduler.pending == 0 and not scheduler._fast
+
+
 async def test_turns_serve_connections_waiting_for_a_pass_when_nothing_else_waits(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
