@@ -32,17 +32,17 @@ def before_commit(callback: Callable[[Any], None], failed: Callable[[Any], None]
 
 def run(connection: Any) -> None:
     """What the backend calls right before it commits."""
-    for callback in _callbacks:
-        try:
-            callback(connection)
-        except Exception:
-            logger.exception("a before-commit callback failed; the commit goes on")
+    _call_each(_callbacks, connection, "a before-commit callback failed; the commit goes on")
 
 
 def commit_failed(connection: Any) -> None:
     """What the backend calls when the COMMIT that followed ``run`` raised."""
-    for callback in _failed:
+    _call_each(_failed, connection, "a commit-failed callback failed")
+
+
+def _call_each(callbacks: list[Callable[[Any], None]], connection: Any, failure: str) -> None:
+    for callback in callbacks:
         try:
             callback(connection)
         except Exception:
-            logger.exception("a commit-failed callback failed")
+            logger.exception(failure)

@@ -119,21 +119,27 @@ async def test_forget_drops_the_buffer_and_a_late_handover(redis_server: RedisSe
         await layer.flush()
 
 
+def count_single_commands(connection: Any) -> tuple[list[Any], Any]:
+    """The commands ``connection`` sends one at a time from now on (each a round trip; a pipeline sends its own),
+    and its own ``execute_command`` to ask Redis without counting."""
+    commands: list[Any] = []
+    real = connection.execute_command
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        commands.append(args[0])
+        return await real(*args, **kwargs)
+
+    connection.execute_command = counted
+    return commands, real
+
+
 async def test_many_groups_are_joined_and_left_in_one_round_trip(redis_server: RedisServer) -> None:
     """``group_add_many`` / ``group_discard_many``: what ``group_add`` / ``group_discard`` do for each group, in one
     pipeline (a login's user and session groups; a closing socket leaves both)."""
     layer = RedisChannelLayer(**layer_config(redis_server), group_expiry=600)
     try:
         channel = await layer.new_channel()
-        connection = layer.connection(0)
-        commands: list[Any] = []
-        real = connection.execute_command
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            commands.append(args[0])
-            return await real(*args, **kwargs)
-
-        connection.execute_command = counted  # a single command's round trip; a pipeline sends its own
+        commands, real = count_single_commands(layer.connection(0))
         await layer.group_add_many(["user.1", "session.a"], channel)
         assert commands == []
         for group in ("user.1", "session.a"):
@@ -156,15 +162,7 @@ async def test_group_add_joins_and_sets_the_groups_expiry_in_one_round_trip(redi
     layer = RedisChannelLayer(**layer_config(redis_server), group_expiry=600)
     try:
         channel = await layer.new_channel()
-        connection = layer.connection(layer.consistent_hash("g"))
-        commands: list[Any] = []
-        real = connection.execute_command
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            commands.append(args[0])
-            return await real(*args, **kwargs)
-
-        connection.execute_command = counted  # a single command's round trip; a pipeline sends its own
+        commands, real = count_single_commands(layer.connection(layer.consistent_hash("g")))
         await layer.group_add("g", channel)
 
         assert commands == []
