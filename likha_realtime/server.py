@@ -215,26 +215,23 @@ class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtoco
         )
 
 
-GC_MIDDLE_THRESHOLD = 20  # young collections between two of the middle generation (Python's default: 10)
-
-
 def tune_gc() -> None:
-    """The server process's garbage collector thresholds: ``GC_YOUNG_THRESHOLD`` allocations between young
-    collections (Python's 700), 20 young collections per middle one (10); the oldest generation's rule is Python's.
+    """The server process's garbage collector: ``GC_YOUNG_THRESHOLD`` allocations between two collections of the
+    youngest generation (Python's default: 700); the older generations' thresholds stay Python's.
 
     A full collection walks every object the process holds, and a connection holds a few hundred: at 10,000 open
     sockets each full pass stopped the process for ~0.8 s (measured with ``gc.callbacks``). Python starts one whenever
     the objects that survived the younger collections since the last reach a quarter of those it holds: with the
-    default thresholds, an event's fan-out objects (alive for the ~200 ms the fan-out takes) were collected young
-    while still in use, survived, and brought the next full pass within seconds; a 10,000-subscriber benchmark saw one
-    per process in each round of 1 write/s, and its p99 went from ~380 ms to 0.9-1.4 s. With the higher thresholds,
-    such objects are freed by reference counting before a young collection looks at them (make bench: no full pass in
-    the rounds). Garbage in reference cycles still goes at the next full pass; the cost is memory for young garbage
-    between collections (50,000 objects, a few MiB)."""
+    default threshold, an event's fan-out objects (alive for the ~200 ms the fan-out takes) were collected young while
+    still in use, survived, and brought the next full pass within seconds; a 10,000-subscriber benchmark saw one per
+    process in each round of 1 write/s, and its p99 went from ~400 ms to 0.9-1.4 s. With 20,000, most such objects
+    are freed by reference counting before a young collection looks at them (no full pass in the rounds). The cost is
+    young garbage waiting longer: a few MiB per process (the 60-second soak: RSS growth after warm-up 1-2 %, against
+    ~1 % with Python's threshold and 4.5-5 % with 50,000, over its 5 % bound)."""
     from likha_realtime.conf import realtime_settings
 
-    old = gc.get_threshold()[2]
-    gc.set_threshold(int(realtime_settings.GC_YOUNG_THRESHOLD), GC_MIDDLE_THRESHOLD, old)
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(int(realtime_settings.GC_YOUNG_THRESHOLD), middle, old)
 
 
 def release_upgrade_channel(channel: Any) -> None:
