@@ -145,8 +145,9 @@ DEFAULTS: dict[str, Any] = {
     "SEND_BUFFER_MAX_BYTES": 4 * 1024 * 1024,
     # likha-daphne only: objects allocated (net) between two collections of the garbage collector's youngest
     # generation (Python's default: 700). Higher: far fewer objects survive into the oldest generation, whose full
-    # pass stops the process for ~80 µs per open connection (likha_realtime.server.tune_gc); young garbage waits longer.
-    "GC_YOUNG_THRESHOLD": 20_000,
+    # pass stops the process for ~80 µs per open connection (likha_realtime.server.tune_gc); young garbage, and closed
+    # sockets' reference cycles, wait longer (more memory). The default is Python's own: raise it knowingly.
+    "GC_YOUNG_THRESHOLD": 700,
     # Lowest level the log handler publishes to the logs socket.
     "LOGS_LEVEL": "info",
     # pretty (level, time, msg) or raw (every JSON-safe record attribute).

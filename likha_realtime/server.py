@@ -217,17 +217,14 @@ class ReasonWebSocketProtocol(OversizeGuard, daphne.ws_protocol.WebSocketProtoco
 
 def tune_gc() -> None:
     """The server process's garbage collector: ``GC_YOUNG_THRESHOLD`` allocations between two collections of the
-    youngest generation (Python's default: 700); the older generations' thresholds stay Python's.
+    youngest generation (default 700, Python's own); the older generations' thresholds stay Python's.
 
     A full collection walks every object the process holds, and a connection holds a few hundred: at 10,000 open
-    sockets each full pass stopped the process for ~0.8 s (measured with ``gc.callbacks``). Python starts one whenever
-    the objects that survived the younger collections since the last reach a quarter of those it holds: with the
-    default threshold, an event's fan-out objects (alive for the ~200 ms the fan-out takes) were collected young while
-    still in use, survived, and brought the next full pass within seconds; a 10,000-subscriber benchmark saw one per
-    process in each round of 1 write/s, and its p99 went from ~400 ms to 0.9-1.4 s. With 20,000, most such objects
-    are freed by reference counting before a young collection looks at them (no full pass in the rounds). The cost is
-    young garbage waiting longer: a few MiB per process (the 60-second soak: RSS growth after warm-up 1-2 %, against
-    ~1 % with Python's threshold and 4.5-5 % with 50,000, over its 5 % bound)."""
+    sockets each full pass stopped the process for ~0.8 s (measured with ``gc.callbacks``), and with Python's
+    threshold an event's fan-out objects, collected young while still in use, brought one within seconds (a
+    10,000-subscriber benchmark's p99 0.9-1.4 s; 380-430 ms with 20,000-50,000). Raised, garbage waits longer: the
+    live memory tests (soak, churn, slow readers) failed at 20,000 and 50,000, so raising it is a deployment's choice
+    (docs/DEPLOYMENT.md, "Garbage collection")."""
     from likha_realtime.conf import realtime_settings
 
     _, middle, old = gc.get_threshold()

@@ -40,10 +40,10 @@ def test_the_server_tunes_the_collector_when_it_is_made(thresholds: tuple[int, i
     assert gc.get_threshold() == (4321, 10, 10)
 
 
-def test_the_default_young_threshold_is_20000() -> None:
+def test_the_default_young_threshold_is_pythons_own() -> None:
     from likha_realtime.conf import DEFAULTS
 
-    assert DEFAULTS["GC_YOUNG_THRESHOLD"] == 20_000
+    assert DEFAULTS["GC_YOUNG_THRESHOLD"] == 700
 
 
 @pytest.fixture

@@ -333,7 +333,13 @@ def test_a_hundred_clients_that_never_read_leave_memory_bounded_and_other_subscr
     )
     for baseline_kib, peak_kib, _, _ in waves:
         assert peak_kib - baseline_kib < ceiling_kib, report
-    # Memory released by the closes is reused: a second wave does not take the server higher than the first did.
-    assert waves[1][1] < waves[0][1] + 32 * 1024, report
+    # Nothing is kept per wave: once its non-readers are gone the server is back where the first wave left it, and
+    # the second wave takes no more memory than the first did (from where each started). Not the absolute peaks:
+    # the first wave's freed memory stays in the process (glibc keeps freed heap), so the second starts higher, and a
+    # peak depends on how many frames are in flight when the closes come (the peaks differed by up to 40 MiB between
+    # runs of the same code while each wave's growth did not).
+    (base_1, peak_1, after_1, _), (base_2, peak_2, after_2, _) = waves
+    assert after_2 < after_1 + 32 * 1024, report
+    assert peak_2 - base_2 < peak_1 - base_1 + 32 * 1024, report
     for _, _, _, with_them in waves:
         assert p99(with_them) < max(3 * p99(reading), p99(reading) + 1.0), report
