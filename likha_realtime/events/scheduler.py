@@ -47,6 +47,15 @@ def connection_of(subscriber: Any) -> int:
     return id(getattr(subscriber, "connection", subscriber))
 
 
+def undelivered(deliveries: list[Delivery]) -> list[Delivery]:
+    """Runs ``deliveries`` now, in order, while they can be (``Delivery.run_now``); the first that cannot and those
+    after it are returned, to take turns in that order (the fast lane's one rule)."""
+    for index, delivery in enumerate(deliveries):
+        if not delivery.run_now():
+            return deliveries[index:]
+    return []
+
+
 class Arrival:
     """An event for the subscribers of one connection, matched against their subscriptions on the connection's turn."""
 
@@ -162,12 +171,8 @@ class FairScheduler:
         usual, in order. ``False`` when the arrival is to be queued whole (the connection has entries pending)."""
         if connection in self.queues or connection in self._serving:
             return False  # its earlier entries first: frames keep the order of events
-        deliveries = reads.deliveries(members)
-        for index, delivery in enumerate(deliveries):
-            if not delivery.run_now():
-                for rest in deliveries[index:]:
-                    self._push(connection, rest, fresh=True)
-                return True
+        for rest in undelivered(reads.deliveries(members)):
+            self._push(connection, rest, fresh=True)
         return True
 
     def _push(self, connection: int, entry: Entry, *, fresh: bool, fast: bool = False) -> bool:
@@ -245,12 +250,9 @@ class FairScheduler:
         queue.popleft()
         self.pending -= 1
         touched[id(entry.reads)] = entry.reads
-        deliveries = entry.deliveries()
-        for index, delivery in enumerate(deliveries):
-            if not delivery.run_now():
-                queue.extendleft(reversed(deliveries[index:]))
-                self.pending += len(deliveries) - index
-                return
+        rest = undelivered(entry.deliveries())
+        queue.extendleft(reversed(rest))
+        self.pending += len(rest)
 
     def drop(self, subscriber: Any) -> None:
         """``subscriber`` stopped listening (its socket closed, its GraphQL operation ended): its entries go."""
