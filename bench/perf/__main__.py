@@ -8,13 +8,13 @@ import itertools
 import json
 import sys
 
-from bench.perf.cluster import channels_baseline, likha, websockets_baseline
-from bench.perf.scenarios import connects, fanout
+from bench.perf.cluster import channels_baseline, daphne_baseline, likha, websockets_baseline
+from bench.perf.scenarios import connects, fanout, idle_memory
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenario", choices=["fanout", "connects"])
+    parser.add_argument("scenario", choices=["fanout", "connects", "memory"])
     parser.add_argument("--kind", choices=["rest", "graphql"], default="rest")
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=10.0)
@@ -22,10 +22,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--server", choices=["likha", "channels", "websockets"], default="likha")
+    parser.add_argument("--server", choices=["likha", "channels", "daphne", "websockets"], default="likha")
     args = parser.parse_args()
     markers = itertools.count(1000)
-    servers = {"likha": likha, "channels": channels_baseline, "websockets": websockets_baseline}[args.server]
+    servers = {
+        "likha": likha,
+        "channels": channels_baseline,
+        "daphne": daphne_baseline,
+        "websockets": websockets_baseline,
+    }[args.server]
     with servers(args.processes) as target:
         if args.scenario == "fanout":
             result: object = fanout(
@@ -37,6 +42,8 @@ def main() -> None:
                 seconds=args.seconds,
                 rounds=args.rounds,
             )
+        elif args.scenario == "memory":
+            result = idle_memory(target, args.subscribers)
         else:
             urls = [url.split("?")[0] for url in target.rest_urls]
             result = connects(urls, target.token, target.pids, concurrency=args.concurrency, seconds=args.seconds)

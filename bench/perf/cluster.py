@@ -120,6 +120,14 @@ def channels_baseline(processes: int = 2) -> contextlib.AbstractContextManager[T
     )
 
 
+def daphne_baseline(processes: int = 2) -> contextlib.AbstractContextManager[Target]:
+    """Baseline (c): daphne with the barest ASGI application (bench/perf/baseline_daphne.py); memory only."""
+    app = "bench.perf.baseline_daphne:application"
+    return _baseline(
+        processes, lambda port, _: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], False
+    )
+
+
 def websockets_baseline(processes: int = 2) -> contextlib.AbstractContextManager[Target]:
     """Baseline (b): bench/perf/baseline_websockets.py."""
     module = "bench.perf.baseline_websockets"

@@ -90,22 +90,9 @@ class Subscribers:
         self.rounds: list[dict[str, Any]] = []
         self.rss_idle = [rss_kib(pid) for pid in target.pids]
         try:
-            offset = 0
-            for count in spread(subscribers, workers):
-                config: dict[str, Any] = {"mode": "subscribe", "kind": kind, "count": count, "offset": offset}
-                if kind == "rest":
-                    config.update(urls=target.rest_urls, subscribe=REST_SUBSCRIBE)
-                else:
-                    config.update(urls=target.graphql_urls, token=target.token, query=GRAPHQL_SUBSCRIPTION)
-                    config["field"] = "products_mutated"
-                self.pool.append(Worker(config))
-                offset += count
             started = time.monotonic()
-            ready = [worker.wait_for("ready", 900) for worker in self.pool]
+            ready = subscribe(self.pool, target, kind, subscribers, workers)
             self.connect_seconds = time.monotonic() - started
-            opened = sum(line["ready"] for line in ready)
-            if opened < subscribers:
-                raise RuntimeError(f"only {opened} of {subscribers} subscribed: {[line['errors'] for line in ready]}")
             self.rss_subscribed = [rss_kib(pid) for pid in target.pids]
             self.warmup = _warm_up(target, self.writer, markers, self.pool, ready)
             _drain(self.pool)  # the warm-up's frames are in: none of them is counted in a round
@@ -157,6 +144,50 @@ class Subscribers:
         self.writer.close()
         for worker in self.pool:
             worker.close()
+
+
+def subscribe(
+    pool: list[Worker], target: Target, kind: str, subscribers: int, workers: int, *, every: bool = True
+) -> list[dict[str, Any]]:
+    """Opens ``subscribers`` sockets of ``kind`` over ``workers`` load-generator processes (appended to ``pool``),
+    each subscribed; the workers' ``ready`` lines. Raises unless every one subscribed (or, not ``every``, none)."""
+    offset = 0
+    for count in spread(subscribers, workers):
+        config: dict[str, Any] = {"mode": "subscribe", "kind": kind, "count": count, "offset": offset}
+        if kind == "rest":
+            config.update(urls=target.rest_urls, subscribe=REST_SUBSCRIBE)
+        else:
+            config.update(urls=target.graphql_urls, token=target.token, query=GRAPHQL_SUBSCRIPTION)
+            config["field"] = "products_mutated"
+        pool.append(Worker(config))
+        offset += count
+    ready = [worker.wait_for("ready", 900) for worker in pool]
+    opened = sum(line["ready"] for line in ready)
+    if opened < (subscribers if every else 1):
+        raise RuntimeError(f"only {opened} of {subscribers} subscribed: {[line['errors'] for line in ready]}")
+    return ready
+
+
+def idle_memory(target: Target, subscribers: int, workers: int = 4) -> dict[str, Any]:
+    """RSS per idle subscribed REST socket: every server process's RSS before ``subscribers`` sockets connect and
+    once they are subscribed (no event sent), per socket that subscribed, for the baselines' floor beside Likha's
+    figure. (Baseline (a)'s channel layer refuses a few of 10,000 connects at once: its Redis pool is the default.)"""
+    pool: list[Worker] = []
+    try:
+        idle = [rss_kib(pid) for pid in target.pids]
+        ready = subscribe(pool, target, "rest", subscribers, workers, every=False)
+        opened = sum(line["ready"] for line in ready)
+        subscribed = [rss_kib(pid) for pid in target.pids]
+    finally:
+        for worker in pool:
+            worker.close()
+    return {
+        "subscribers": subscribers,
+        "subscribed": opened,
+        "rss_kib_idle": idle,
+        "rss_kib_subscribed": subscribed,
+        "rss_kib_per_connection": round((sum(subscribed) - sum(idle)) / opened, 2),
+    }
 
 
 def fanout(

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.perf.clients import ROOT, node
-from bench.perf.cluster import channels_baseline, likha, websockets_baseline
-from bench.perf.scenarios import Subscribers, Target, connects
+from bench.perf.cluster import channels_baseline, daphne_baseline, likha, websockets_baseline
+from bench.perf.scenarios import Subscribers, Target, connects, idle_memory
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+MEMORY_BASELINES = ["baseline_a_memory", "baseline_c_memory", "baseline_b_memory"]
 PACKAGES = ["django", "channels", "channels-redis", "daphne", "djangorestframework-simplejwt", "websockets"]
 
 
@@ -92,8 +93,22 @@ class Suite:
             self.log(f"{name}: {rounds[-1]['connects_per_s']} connects/s, {rounds[-1]['server_cpu_ms_per_connect']} ms")
         self.raw[name] = rounds
 
+    def memory(self, target: Target, name: str) -> None:
+        """A baseline's RSS per idle subscribed socket at the largest scale (fresh processes: nothing freed before)."""
+        size = max(self.args.scale)
+        self.raw[name] = result = idle_memory(target, size)
+        self.log(f"{name}: {result['rss_kib_per_connection']} KiB per socket at {result['subscribed']:,}")
+
     def run(self) -> None:
         rate_hi = self.args.throughput_rate
+        # What the server underneath holds per socket, beside Likha's figure: the memory target's floor.
+        for name, baseline in (
+            ("baseline_a_memory", channels_baseline),
+            ("baseline_c_memory", daphne_baseline),
+            ("baseline_b_memory", websockets_baseline),
+        ):
+            with baseline() as target:
+                self.memory(target, name)
         with channels_baseline() as target:
             self.connects(target, "baseline_a_bare_connects", token=False)
         with websockets_baseline() as target:
@@ -216,6 +231,18 @@ class Suite:
         )
         self.render(machine)
 
+    def floor(self) -> list[str]:
+        """The memory baselines' line (absent from a JSON file written before they were measured)."""
+        figures = [self.raw.get(name, {}).get("rss_kib_per_connection") for name in MEMORY_BASELINES]
+        if None in figures:
+            return []
+        a, c, b = figures
+        return [
+            f"RSS per idle subscribed socket at {max(self.args.scale):,}, on fresh processes: (a) bare Channels relay "
+            f"{a} KiB; (c) daphne alone, the barest ASGI application, {c} KiB; (b) websockets server {b} KiB.",
+            "",
+        ]
+
     def render(self, machine: dict[str, Any]) -> None:
         """The table in docs/BENCHMARKS.md, from ``machine``, the checks and the raw figures."""
         bare = median(self.raw["baseline_a_bare_connects"], "connects_per_s")
@@ -231,6 +258,7 @@ class Suite:
             f"websockets server, {ceiling} frames/s (p99 {ceiling_p99} ms) for 1,000 subscribers at "
             f"{self.args.throughput_rate:g} writes/s.",
             "",
+            *self.floor(),
             "| target | measured | wanted | |",
             "|---|---|---|---|",
             *(f"| {c.name} | {c.measured} | {c.target} | {'PASS' if c.passed else 'FAIL'} |" for c in self.checks),
