@@ -50,13 +50,19 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo $(SEED_ARGS)
 
+# /metrics answers for every server process started here (prometheus-client's multi-process mode, docs/OPERATIONS.md):
+# `make run` starts a new deployment (the directory emptied), `make serve` adds a process to it.
+METRICS_DIR ?= $(CURDIR)/var/prometheus
+
 ## make run: venv + pinned install + migrations + demo data, then daphne on $(HOST):$(PORT)
 run: seed
-	exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
+	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
 
 ## make serve: another server process on the same database and Redis (no migrate/seed), e.g. PORT=8001
 serve: install
-	exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
+	mkdir -p "$(METRICS_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" exec $(PY) -m likha_realtime.server -b $(HOST) -p $(PORT) settings.asgi:application
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL
 test: lint test-sqlite test-postgres

@@ -107,7 +107,7 @@ def record_slow_reader(where: str, waiting: int, limit: int, peer: str | None = 
     # Imported here: the server imports this module before Django is set up (events imports the capture path).
     from likha_realtime.events.stats import stats
 
-    stats.slow_readers_closed += 1
+    stats.add("slow_readers_closed")
     logger.warning(
         "slow reader closed %d (%s): %d bytes waiting would exceed SEND_BUFFER_MAX_BYTES=%d%s",
         int(CLOSE_CODE),

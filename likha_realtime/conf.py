@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -79,6 +80,54 @@ class Origins(Kind):
         if not items or not self.valid(items):
             raise ValueError(text)
         return [item if item == ANY_ORIGIN else str(normalize_origin(item)) for item in items]
+
+
+@dataclass(frozen=True)
+class Networks(Kind):
+    """A list of IP networks or addresses (``10.0.0.0/8``, ``127.0.0.1``, ``::1``); the environment: comma-separated."""
+
+    @property
+    def allowed(self) -> str:
+        return "a list of IP networks or addresses such as '10.0.0.0/8', '127.0.0.1' or '::1'"
+
+    @property
+    def allowed_text(self) -> str:
+        return "comma-separated IP networks or addresses such as 10.0.0.0/8,127.0.0.1,::1"
+
+    def valid(self, value: Any) -> bool:
+        if not isinstance(value, list | tuple):
+            return False
+        try:
+            [ipaddress.ip_network(item, strict=False) for item in value]
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    def parse(self, text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not self.valid(items):
+            raise ValueError(text)
+        return items
+
+
+@dataclass(frozen=True)
+class Secrets(Kind):
+    """A list of secret strings of at least 16 characters; the environment: comma-separated. Never shown."""
+
+    secret = True
+
+    @property
+    def allowed(self) -> str:
+        return "a list of strings of at least 16 characters each"
+
+    def valid(self, value: Any) -> bool:
+        return isinstance(value, list | tuple) and all(isinstance(item, str) and len(item) >= 16 for item in value)
+
+    def parse(self, text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not self.valid(items):
+            raise ValueError("[REDACTED]")
+        return items
 
 
 DEFAULTS: dict[str, Any] = {
@@ -169,6 +218,17 @@ DEFAULTS: dict[str, Any] = {
     # Collections exposed from settings: name -> "app.Model" or {"model", "row_rule", "readable_fields", "fields"}
     # (dotted paths to callables). Code can also call likha_realtime.access.collections.register().
     "COLLECTIONS": {},
+    # GET /metrics (Prometheus text format) on/off.
+    "METRICS_ENABLED": True,
+    # Who may read /metrics besides an active superuser's access token: these bearer tokens (a scraper's
+    # ``Authorization: Bearer <token>``; each at least 16 characters) ...
+    "METRICS_TOKENS": [],
+    # ... and clients whose address (the connection's peer, REMOTE_ADDR) is in these networks. Empty: none.
+    "METRICS_ALLOWED_ADDRESSES": [],
+    # /readyz: seconds each check (database, channel layer) may take before it counts as failed ("timeout").
+    "HEALTH_TIMEOUT": 2,
+    # /readyz: seconds one check's result answers every probe (at most one check per this, whatever the probe rate).
+    "HEALTH_MAX_AGE": 1,
     # Seconds one channel-layer call (an event's publish, a group join) may take before it counts as failed.
     "CHANNEL_LAYER_TIMEOUT": 2,
     # Seconds between attempts to reach the channel layer again after a failure (publishing, receiving, joining).
@@ -223,6 +283,11 @@ KINDS: dict[str, Kind] = {
     "FANOUT_CONCURRENCY": Count(minimum=1),
     "WEBSOCKETS_ALLOWED_ORIGINS": Origins(),
     "COLLECTIONS": Dict(of="collection name -> model"),
+    "METRICS_ENABLED": Flag(),
+    "METRICS_TOKENS": Secrets(),
+    "METRICS_ALLOWED_ADDRESSES": Networks(),
+    "HEALTH_TIMEOUT": Seconds(minimum=0.01),
+    "HEALTH_MAX_AGE": Seconds(minimum=0),
     "CHANNEL_LAYER_TIMEOUT": Seconds(minimum=0.01),
     "CHANNEL_LAYER_RETRY": Seconds(minimum=0.01),
     "CHANNEL_LAYER_PUBLISH_BUFFER": Count(minimum=0),
@@ -269,6 +334,11 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_FANOUT_BACKLOG": "FANOUT_BACKLOG",
     "WEBSOCKETS_FANOUT_CONCURRENCY": "FANOUT_CONCURRENCY",
     "WEBSOCKETS_ALLOWED_ORIGINS": "WEBSOCKETS_ALLOWED_ORIGINS",
+    "METRICS_ENABLED": "METRICS_ENABLED",
+    "METRICS_TOKENS": "METRICS_TOKENS",
+    "METRICS_ALLOWED_ADDRESSES": "METRICS_ALLOWED_ADDRESSES",
+    "HEALTH_TIMEOUT": "HEALTH_TIMEOUT",
+    "HEALTH_MAX_AGE": "HEALTH_MAX_AGE",
     "CHANNEL_LAYER_TIMEOUT": "CHANNEL_LAYER_TIMEOUT",
     "CHANNEL_LAYER_RETRY": "CHANNEL_LAYER_RETRY",
     "CHANNEL_LAYER_PUBLISH_BUFFER": "CHANNEL_LAYER_PUBLISH_BUFFER",

@@ -362,7 +362,12 @@ class CommandLineInterface(daphne.cli.CommandLineInterface):
     def run(self, args: Sequence[str]) -> None:
         # The settings are the caller's: DJANGO_SETTINGS_MODULE, or the default that the project's own asgi module
         # sets (``os.environ.setdefault`` in Django's template) — never this repository's demo settings.
-        super().run(list(args))
+        try:
+            super().run(list(args))
+        finally:
+            from likha_realtime.metrics import process_ended  # after the settings: imports nothing of Django
+
+            process_ended()  # with PROMETHEUS_MULTIPROC_DIR: this process's connections stop counting
 
 
 def run_system_checks(warnings_to: TextIO | None = None) -> None:

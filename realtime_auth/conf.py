@@ -37,8 +37,11 @@ def parse_duration(text: str) -> float | None:
 class Kind:
     """What one setting may be: ``valid`` checks a value set in Python, ``parse`` reads an environment variable.
 
-    ``allowed`` words the Python values for the system checks, ``allowed_text`` the environment's texts.
+    ``allowed`` words the Python values for the system checks, ``allowed_text`` the environment's texts. A
+    ``secret`` setting's value is never repeated in a message.
     """
+
+    secret = False
 
     @property
     def allowed(self) -> str:
@@ -221,7 +224,7 @@ def parse_env(name: str, text: str, kind: Kind) -> Any:
     try:
         return kind.parse(text)
     except ValueError:
-        raise EnvError(name, text, kind.allowed_text) from None
+        raise EnvError(name, "[REDACTED]" if kind.secret else text, kind.allowed_text) from None
 
 
 class AppSettings:
@@ -253,7 +256,8 @@ class AppSettings:
         for name, kind in self.kinds.items():
             value = getattr(self, name)
             if not kind.valid(value):
-                problems.append(f"{SETTING_NAME}[{name!r}] = {value!r} is invalid; allowed: {kind.allowed}.")
+                shown = "[REDACTED]" if kind.secret else repr(value)
+                problems.append(f"{SETTING_NAME}[{name!r}] = {shown} is invalid; allowed: {kind.allowed}.")
         return problems
 
     def from_environ(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:

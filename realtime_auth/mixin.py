@@ -112,6 +112,7 @@ class RealtimeAuthMixin:
                 logger.info("%s socket refused: missing or invalid URL token", self.socket)
             else:
                 logger.exception("%s socket refused: unexpected error while checking the URL token", self.socket)
+            self.auth_counted(error if isinstance(error, AuthError) else AuthError())
             await self.close()  # type: ignore[attr-defined]  # the consumer's close(); before accept(): HTTP 403
             return False, None
 
@@ -142,6 +143,7 @@ class RealtimeAuthMixin:
         uid = frame.get("uid") if isinstance(frame, dict) and valid_uid(frame.get("uid")) else None
         async with self._auth_lock:
             if not is_auth:
+                self.auth_counted(AuthError())
                 await self._apply(self.auth.fail(AuthError()), uid, self.user)
                 return True
             attempt = _with_credentials(frame, self._client_address(), self._listen)  # type: ignore[arg-type]  # is_auth: dict
@@ -189,6 +191,10 @@ class RealtimeAuthMixin:
             self._auth_task.cancel()
             self._auth_task = None
 
+    def auth_counted(self, error: RealtimeError | None) -> None:
+        """Hook: an authentication ended, ``None`` when it succeeded, else why not (a failed or refused login, the
+        handshake's or re-auth window's timeout, an expiry, a revocation); each once. For metrics; never raises."""
+
     async def authorize(self, identity: Identity) -> RealtimeError | None:
         """Hook: an error (with its close code) to refuse ``identity`` on this socket although its credentials
         are valid (the logs socket refuses non-admins); ``None`` accepts it. Runs on every way of logging in."""
@@ -226,6 +232,8 @@ class RealtimeAuthMixin:
         async with self._auth_lock:
             previous = self.user
             verdict = self.auth.expire()
+            if verdict.error is not None:
+                self.auth_counted(verdict.error)
             await self._apply(verdict, None, previous)
 
     # -- the one login path --------------------------------------------------------------------------------
@@ -246,6 +254,7 @@ class RealtimeAuthMixin:
                 logger.exception("%s socket: unexpected error while authenticating", self.socket)
                 error = AuthError()
             self.auth_refusal = error
+            self.auth_counted(error)
             logger.info(
                 "%s socket auth failed%s", self.socket, " (throttled)" if isinstance(error, LoginThrottled) else ""
             )
@@ -292,6 +301,7 @@ class RealtimeAuthMixin:
             fresh = await reload_identity(identity)
         if fresh is None:  # revoked, deactivated or deleted in the meantime
             logger.info("%s socket: session revoked while authenticating", self.socket)
+            self.auth_counted(AuthError())
             verdict = self.auth.expire() if reloaded else self.auth.fail(AuthError())
             if refusal_closes or reloaded:
                 await self._apply(verdict, uid, previous)
@@ -300,6 +310,7 @@ class RealtimeAuthMixin:
         refusal = await self.authorize(fresh)
         if refusal is not None:  # valid credentials, but not for this socket (or no longer): they never count
             logger.info("%s socket refused user %s", self.socket, fresh.user.pk)
+            self.auth_counted(refusal)
             if refusal_closes and refusal.close_code is not None:
                 await self._refuse(refusal, uid)
             elif refusal_closes:  # no close of its own: like failed credentials (public role, or close per mode)
@@ -314,6 +325,7 @@ class RealtimeAuthMixin:
             await self.send_frame(with_uid(ok, uid))
         if not reloaded:
             logger.info("%s socket authenticated user %s", self.socket, fresh.user.pk)
+            self.auth_counted(None)
         await self._identity_changed(previous, force=reloaded)
         return True
 
@@ -410,6 +422,8 @@ class RealtimeAuthMixin:
         async with self._auth_lock:
             previous = self.user
             verdict = self.auth.tick()
+            if verdict.error is not None:
+                self.auth_counted(verdict.error)
             await self._apply(verdict, None, previous)
 
 

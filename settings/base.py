@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "servestatic.runserver_nostatic",  # runserver leaves /static/ to ServeStatic too (its docs)
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
@@ -61,6 +62,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",  # as high as possible, before CommonMiddleware (its docs)
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS, the demo page) served under daphne with DEBUG off: ServeStatic, WhiteNoise's fork
+    # whose middleware is async-native, so the ASGI request path stays async (WhiteNoise's is sync-only).
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -173,6 +177,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# `manage.py collectstatic` gathers the files here (with cache-busting names: SERVESTATIC_* below); without it, the
+# apps' static folders are served directly (STATIC_USE_FINDERS, on by default: nothing to run before `make run`).
+STATIC_ROOT = env.str("STATIC_ROOT", str(BASE_DIR / "var" / "static"))
+SERVESTATIC_USE_FINDERS = env.bool("STATIC_USE_FINDERS", True)
 
 ACCESS_TOKEN_TTL = env.duration("ACCESS_TOKEN_TTL", 15 * 60, minimum=1)
 REFRESH_TOKEN_TTL = env.duration("REFRESH_TOKEN_TTL", 7 * 86400, minimum=1)

@@ -35,6 +35,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "likha_realtime.faults",
         "likha_realtime.layers",
         "likha_realtime.db",
+        "likha_realtime.metrics",
+        "likha_realtime.health",
     ),
     ("likha_realtime.query",),
     ("likha_realtime.access",),

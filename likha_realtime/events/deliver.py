@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any, Protocol, cast
@@ -19,6 +20,7 @@ from channels.db import database_sync_to_async
 from likha_realtime.access.subscriptions import Subscription, committed_payload, event_payload
 from likha_realtime.events.model import Event
 from likha_realtime.events.stats import stats
+from likha_realtime.metrics import COMMIT_TO_SEND
 from likha_realtime.query import Unevaluable
 from likha_realtime.wire.codec import encode_json
 from likha_realtime.wire.prepared import PreparedFrames
@@ -114,7 +116,7 @@ class SharedRead:
                 return NOT_YET
             outcome = None if payload is None else (payload, encode_json(payload))
         except Exception:  # as in outcome(): this batch misses the event, the others are not held up
-            stats.delivery_errors += 1
+            stats.add("delivery_errors")
             logger.exception("reading a %s event on %s failed", self.event.action, self.event.collection)
             outcome = None
         self._future = asyncio.get_running_loop().create_future()
@@ -136,7 +138,7 @@ class SharedRead:
             future.cancel()
             raise
         except Exception:  # the batch misses this event; the others are not held up
-            stats.delivery_errors += 1
+            stats.add("delivery_errors")
             logger.exception("re-reading a %s event on %s failed", self.event.action, self.event.collection)
             outcome = None
         future.set_result(outcome)
@@ -147,7 +149,7 @@ class SharedRead:
         in Python (no database work, and the state of this event's own write), else re-read from the database."""
         payload = self._from_committed_rows()
         if payload is NOT_YET:
-            stats.rereads += 1
+            stats.add("rereads")
             return await _payload(self.subscription, self.event, self.keys)
         return payload
 
@@ -163,7 +165,7 @@ class SharedRead:
         except Unevaluable:
             self._needs_database = True
             return NOT_YET
-        stats.committed_reads += 1
+        stats.add("committed_reads")
         return payload
 
 
@@ -193,14 +195,14 @@ class Delivery:
         try:
             sent = receive_now(self.subscription, event.action, payload, data_json, self.read)
         except Exception:  # one broken socket must not starve the others
-            stats.delivery_errors += 1
+            stats.add("delivery_errors")
             logger.exception("could not send a %s frame on %s", event.action, event.collection)
             return True
         if sent is None:
             return False
         if sent:
-            stats.frames_sent += 1
-            stats.fast_lane_deliveries += 1
+            frame_sent(event)
+            stats.add("fast_lane_deliveries")
         return True
 
     async def run(self) -> None:
@@ -212,10 +214,17 @@ class Delivery:
         try:
             await self.subscriber.receive_event(self.subscription, event.action, payload, data_json)
         except Exception:  # one broken socket must not starve the others
-            stats.delivery_errors += 1
+            stats.add("delivery_errors")
             logger.exception("could not send a %s frame on %s", event.action, event.collection)
             return
-        stats.frames_sent += 1
+        frame_sent(event)
+
+
+def frame_sent(event: Event) -> None:
+    """One subscription frame of ``event`` was written to a socket: counted, and its commit-to-send time observed."""
+    stats.add("frames_sent")
+    if event.published is not None:
+        COMMIT_TO_SEND.observe(max(0.0, time.time() - event.published))
 
 
 class EventReads:

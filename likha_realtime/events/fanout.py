@@ -111,7 +111,7 @@ class Routes:
 
 
 def _count_receive_failure() -> None:
-    stats.receive_failures += 1
+    stats.add("receive_failures")
 
 
 class Dispatcher:
@@ -167,19 +167,19 @@ class Dispatcher:
         self.scheduler.drop(listener)  # what was pending for it would keep a closed socket alive
 
     def _on_event(self, message: dict[str, Any]) -> None:
-        stats.received += 1
+        stats.add("received")
         collection = str(message.get("collection", ""))
         publisher = message.get("publisher", "")
         lost = self.sequences.seen(f"{publisher}/{collection}", int(message.get("seq", 0)))
         if lost:
-            stats.lost += lost
+            stats.add("lost", lost)
             logger.warning("%d %s event(s) from publisher %s were lost in transit", lost, collection, publisher)
         if lost or message.get("lost"):  # a gap here, or the publisher dropped events while Redis was unreachable
             self.resync([collection])
         try:
             self.queue.put_nowait((message, time.monotonic()))
         except asyncio.QueueFull:
-            stats.queue_dropped += 1
+            stats.add("queue_dropped")
             self._overflow_drops += 1
             if not self._overflowed:  # one line per overflow, not one per dropped event
                 logger.error(
@@ -241,7 +241,7 @@ class Dispatcher:
         if resync is None:
             return
         try:
-            stats.resyncs += await resync(collection)
+            stats.add("resyncs", await resync(collection))
         except Exception:
             logger.exception("resync of a subscriber of %s failed", collection)
 
@@ -251,7 +251,7 @@ class Dispatcher:
             try:
                 self._schedule(message, received)
             except Exception:
-                stats.delivery_errors += 1
+                stats.add("delivery_errors")
                 logger.exception(
                     "delivery of a %s event on %s failed", message.get("action"), message.get("collection")
                 )

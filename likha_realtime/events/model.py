@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -40,11 +41,15 @@ class Event:
     # When this process took it from its channel (``time.monotonic()``), ``None`` when not known: a subscription
     # whose init read began later already showed it (``Subscription.since``), and does not hear of it.
     received: float | None = field(default=None, compare=False)
+    # When it was published, right after its write committed (``time.time()``: comparable between the processes of
+    # one host, and of hosts whose clocks agree); ``None`` when not known. The commit-to-send latency metric.
+    published: float | None = field(default=None, compare=False)
 
     def merge(self, other: Event) -> Event:
         changed = () if not self.changed and not other.changed else self.changes() + other.changes()
         snapshots = () if not self.snapshots and not other.snapshots else self.states() + other.states()
-        return Event(self.collection, self.action, self.keys + other.keys, snapshots, changed, self.received)
+        keys = self.keys + other.keys
+        return Event(self.collection, self.action, keys, snapshots, changed, self.received, self.published)
 
     @cached_property
     def key_strings(self) -> frozenset[str]:
@@ -67,6 +72,7 @@ class Event:
             "keys": json.dumps(list(self.keys), cls=ExactEncoder),
             "snapshots": json.dumps(list(self.snapshots), cls=ExactEncoder),
             "changed": [None if fields is None else sorted(fields) for fields in self.changed],
+            "at": time.time(),
         }
 
     @classmethod
@@ -80,7 +86,9 @@ class Event:
         changed: tuple[frozenset[str] | None, ...] = ()
         if isinstance(rows, list) and len(rows) == len(keys):
             changed = tuple(frozenset(map(str, row)) if isinstance(row, list) else None for row in rows)
-        return cls(message["collection"], message["action"], keys, snapshots, changed, received)
+        at = message.get("at")
+        published = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+        return cls(message["collection"], message["action"], keys, snapshots, changed, received, published)
 
 
 @overload

@@ -89,7 +89,7 @@ class Resync:
         try:
             await receive(self.subscription)
         except Exception:
-            stats.delivery_errors += 1
+            stats.add("delivery_errors")
             logger.exception("could not send a resync frame on %s", self.subscription.collection)
 
 
@@ -228,7 +228,7 @@ class FairScheduler:
                 try:
                     self._pass_one(queue, touched)
                 except Exception:  # as in a turn: a subscriber whose subscriptions cannot be matched; the others go on
-                    stats.delivery_errors += 1
+                    stats.add("delivery_errors")
                     logger.exception("an event delivery failed")
                 if queue:
                     self._fresh[connection] = None
@@ -295,7 +295,7 @@ class FairScheduler:
                 missed.setdefault(id(subscription), (subscriber, subscription))
         resyncs: deque[Entry] = deque(Resync(subscriber, subscription) for subscriber, subscription in missed.values())
         self.pending += len(resyncs) - len(queue)
-        stats.deliveries_dropped += dropped
+        stats.add("deliveries_dropped", dropped)
         logger.warning(
             "fan-out backlog over %d: dropped %d pending deliveries of one connection, %d subscription(s) resync",
             self.backlog(),
@@ -347,7 +347,7 @@ class FairScheduler:
         try:
             await self._serve_and_requeue(connection)
         except Exception:  # a subscriber whose subscriptions cannot be matched: the others go on
-            stats.delivery_errors += 1
+            stats.add("delivery_errors")
             logger.exception("an event delivery failed")
 
     async def serve_turn(self) -> bool:

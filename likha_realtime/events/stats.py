@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from likha_realtime.metrics import count_event
+
 
 @dataclass
 class EventStats:
@@ -23,6 +25,11 @@ class EventStats:
     slow_readers_closed: int = 0  # sockets closed 4429: bytes waiting for a client over SEND_BUFFER_MAX_BYTES
     receive_failures: int = 0  # the process channel's receive or group join failed (Redis unreachable, ...)
     resyncs: int = 0  # resync frames sent to subscriptions that may have missed events (PROTOCOL §5)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Count ``amount`` more of ``name`` here (``/server/info``) and in its Prometheus metric (``/metrics``)."""
+        setattr(self, name, getattr(self, name) + amount)
+        count_event(name, amount)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

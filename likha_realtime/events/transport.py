@@ -102,11 +102,11 @@ class Publisher:
                 try:
                     self._send(layer, group, message)
                 except Exception as error:
-                    stats.publish_failures += 1
+                    stats.add("publish_failures")
                     self._pause(layer, error)
                     self._hold(group, message)  # at least once: it goes again, first, when Redis answers
                     continue
-                stats.published += 1
+                stats.add("published")
 
     def _send(self, layer: Any, group: str, message: dict[str, Any]) -> None:
         """One bounded ``group_send``. On a Redis layer it runs on this process's sender loop (a thread of its own):
@@ -130,9 +130,9 @@ class Publisher:
     def _hold(self, group: str, message: dict[str, Any]) -> None:
         if len(self.held) < realtime_settings.CHANNEL_LAYER_PUBLISH_BUFFER:
             self.held.append((group, message))
-            stats.publish_deferred += 1
+            stats.add("publish_deferred")
         else:
-            stats.publish_dropped += 1
+            stats.add("publish_dropped")
             self._lossy.add(message["collection"])
         self.faults.count()
 
@@ -162,13 +162,13 @@ class Publisher:
                 loop.run_until_complete(call_layer(partial(layer.group_send, group, message)))
             except Exception as error:
                 if head is not None:
-                    stats.publish_failures += 1
+                    stats.add("publish_failures")
                 self.faults.failed(error)
                 return False
             with self._lock:
                 if head is not None:
                     self.held.popleft()  # only this thread takes from the front; writers append meanwhile
-                    stats.published += 1
+                    stats.add("published")
                 if not self.held:
                     self.paused = False
                     self.faults.recovered("; publishing resumed")

@@ -23,6 +23,7 @@ from channels.utils import await_many_dispatch
 from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limit
 from likha_realtime.layers import RedisChannelLayer
 from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
+from likha_realtime.metrics import AUTH, CONNECTIONS
 from likha_realtime.node import receive_surviving
 from likha_realtime.sockets.direct import DirectSender, direct_sender
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
@@ -55,6 +56,7 @@ class RealtimeSocket(RealtimeAuthMixin):
     user_buckets: ClassVar[UserBuckets] = UserBuckets()  # per server process: each user's message rate
 
     _counted = False
+    _mode = ""  # the auth mode it was counted under (the connections metric's label)
     _over_limit = False
     _counted_user: Any = None  # the user (key) this connection counts against: the one it last logged in as
     _rate: MessageRate | None = None
@@ -149,6 +151,7 @@ class RealtimeSocket(RealtimeAuthMixin):
         if self._counted:
             self.open_connections[self.socket] -= 1
             self._counted = False
+            CONNECTIONS.labels(self.socket, self._mode).dec()
         self._uncount_user()
 
     def _uncount_user(self) -> None:
@@ -157,6 +160,10 @@ class RealtimeSocket(RealtimeAuthMixin):
             if self.user_connections[self._counted_user] <= 0:
                 del self.user_connections[self._counted_user]
             self._counted_user = None
+
+    def auth_counted(self, error: RealtimeError | None) -> None:
+        reason = "ok" if error is None else str(error.code)
+        AUTH.labels(self.socket, "success" if error is None else "failure", reason).inc()
 
     async def authorize(self, identity: Identity) -> RealtimeError | None:
         """Every login (URL token, ``auth``, ``connection_init``, a rights reload): the connection counts against
@@ -205,6 +212,8 @@ class RealtimeSocket(RealtimeAuthMixin):
             return True, None
         self.open_connections[self.socket] += 1
         self._counted = True
+        self._mode = self.auth_policy()[0]
+        CONNECTIONS.labels(self.socket, self._mode).inc()
         return await self.auth_url_token()
 
     async def socket_accepted(self, identity: Identity | None) -> bool:

@@ -22,6 +22,7 @@ from likha_realtime.access.subscriptions import removed
 from likha_realtime.backpressure import Backlog
 from likha_realtime.conf import realtime_settings
 from likha_realtime.graphql.limits import too_many_tokens
+from likha_realtime.metrics import SUBSCRIPTIONS
 from likha_realtime.sockets.base import LAYER_RECOVERED, RealtimeSocket
 from likha_realtime.sockets.graphql_messages import invalid_reason
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
@@ -66,11 +67,35 @@ def formatted(error: RealtimeError | GraphQLError) -> dict[str, Any]:
     return error.formatted  # type: ignore[return-value]  # GraphQLFormattedError is a TypedDict
 
 
+class CountedOperations(dict[str, Any]):
+    """strawberry's operations of one connection (by id), counted in the subscriptions metric as they come and go."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self:
+            SUBSCRIPTIONS.labels("graphql").inc()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        SUBSCRIPTIONS.labels("graphql").dec()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            SUBSCRIPTIONS.labels("graphql").dec()
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        if self:
+            SUBSCRIPTIONS.labels("graphql").dec(len(self))
+        super().clear()
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """strawberry's graphql-transport-ws handler, known to its consumer (which ends operations on rights)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.operations = CountedOperations()
         cast(Any, self.view).protocol_handler = self
 
     async def handle_subscribe(self, message: Any) -> None:
@@ -125,6 +150,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.tasks = CountedOperations()
         cast(Any, self.view).protocol_handler = self
 
     async def handle_start(self, message: Any) -> None:

@@ -22,7 +22,9 @@ from likha_realtime.conf import (
     LOG_STYLES,
     SOCKET_KEYS,
     SOCKET_NAMES,
+    Networks,
     Origins,
+    Secrets,
     from_environ,
     realtime_settings,
     socket_auth,
@@ -54,6 +56,8 @@ SAMPLES: dict[Kind, tuple[str, Any]] = {
     Seconds(minimum=0.01): ("250ms", 0.25),
     Seconds(minimum=0): ("1m", 60),
     Origins(): ("https://App.example.com,http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
+    Secrets(): ("a-scraper-token-0001, another-token-00002", ["a-scraper-token-0001", "another-token-00002"]),
+    Networks(): ("10.0.0.0/8, ::1", ["10.0.0.0/8", "::1"]),
 }
 
 
@@ -71,7 +75,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 43
+    assert len(DEFAULTS) == 48
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 

@@ -1,0 +1,143 @@
+"""The Prometheus metrics move with what they count: connections, authentications, subscriptions (REST and GraphQL),
+events and their frames, the commit-to-send latency, slow-reader closes and channel-layer errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from prometheus_client import REGISTRY
+
+from likha_realtime import metrics
+from likha_realtime.events.stats import stats
+from likha_realtime.sockets.rest import RestConsumer
+from tests.likha_realtime.graphql.support import communicator, pair_for, start_subscription, update_product
+from tests.likha_realtime.support import (
+    FRAME_WAIT,
+    Roles,
+    ask,
+    closed_with,
+    connected_socket,
+    make,
+    next_frame,
+    realtime,
+    run_db,
+    set_price,
+    subscribe,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def moved(name: str, **labels: str) -> Callable[[], float]:
+    """How far the sample ``name`` moved since this call (other tests in this process moved it before)."""
+    start = sample(name, **labels)
+    return lambda: sample(name, **labels) - start
+
+
+async def test_an_open_socket_counts_under_its_socket_and_mode_until_it_closes(roles: Roles) -> None:
+    handshake = moved("likha_realtime_connections", socket="rest", mode="handshake")
+    public = moved("likha_realtime_connections", socket="rest", mode="public")
+    with realtime(REST_AUTH="handshake", HEARTBEAT_ENABLED=False):
+        comm = await connected_socket("/websockets")
+        assert (handshake(), public()) == (1, 0)
+        await comm.disconnect()
+    assert (handshake(), public()) == (0, 0)
+
+
+async def test_logins_count_by_result_and_reason(roles: Roles) -> None:
+    ok = moved("likha_realtime_auth_total", socket="rest", result="success", reason="ok")
+    failed = moved("likha_realtime_auth_total", socket="rest", result="failure", reason="AUTH_FAILED")
+    with realtime(REST_AUTH="public", HEARTBEAT_ENABLED=False):
+        comm = await connected_socket("/websockets")
+        assert (await ask(comm, {"type": "auth", "access_token": roles.editor}))["status"] == "ok"
+        assert (await ask(comm, {"type": "auth", "access_token": "not-a-token"}))["status"] == "error"
+        await comm.disconnect()
+    assert (ok(), failed()) == (1, 1)
+
+
+async def test_a_handshake_that_times_out_counts_under_the_code_its_error_frame_carries(roles: Roles) -> None:
+    failed = moved("likha_realtime_auth_total", socket="rest", result="failure", reason="AUTH_FAILED")
+    with realtime(REST_AUTH="handshake", REST_AUTH_TIMEOUT=0.1, HEARTBEAT_ENABLED=False):
+        comm = WebsocketCommunicator(RestConsumer.as_asgi(), "/websockets")
+        assert (await comm.connect())[0]
+        frame = await comm.receive_json_from(timeout=FRAME_WAIT)
+        assert (await closed_with(comm))[0] == 4401
+    assert frame["error"]["code"] == "AUTH_FAILED"  # PROTOCOL §3: "Authentication handshake failed."
+    assert failed() == 1
+
+
+async def test_rest_subscriptions_count_while_they_are_open(comm: WebsocketCommunicator) -> None:
+    open_now = moved("likha_realtime_subscriptions", socket="rest")
+    await subscribe(comm, query={"fields": ["id"]}, uid="a")
+    await subscribe(comm, query={"fields": ["id"]}, uid="b")
+    await subscribe(comm, query={"fields": ["sku"]}, uid="b")  # the same uid replaces: still two
+    assert open_now() == 2
+    await ask(comm, {"type": "unsubscribe", "uid": "a"})
+    assert open_now() == 1
+    await comm.disconnect()
+    assert open_now() == 0
+
+
+async def test_a_delivered_frame_counts_and_its_commit_to_send_time_is_observed(comm: WebsocketCommunicator) -> None:
+    keys = await run_db(make, ("M-1", "3.00"))
+    delivered = moved("likha_realtime_events_total", outcome="delivered")
+    published = moved("likha_realtime_events_total", outcome="published")
+    observed = moved("likha_realtime_commit_to_send_seconds_count")
+    await subscribe(comm, query={"fields": ["id", "price"]}, uid="m")
+    await run_db(set_price, keys["M-1"], "4.00")
+    assert (await next_frame(comm))["event"] == "update"
+    assert (delivered(), published(), observed()) == (1, 1, 1)
+
+
+async def test_graphql_operations_count_while_they_run(seeded: dict[str, int]) -> None:
+    running = moved("likha_realtime_subscriptions", socket="graphql")
+    pair = await pair_for("editor@example.com")
+    with realtime(GRAPHQL_AUTH="handshake"):
+        async with communicator(access_token=pair.access) as comm:
+            await start_subscription(comm)
+            assert running() == 1
+            await database_sync_to_async(update_product)(seeded["shelf"], stock=5)
+            assert (await comm.receive_json_from(timeout=FRAME_WAIT))["type"] == "next"
+            await comm.send_json_to({"id": "s", "type": "complete"})
+            await comm.send_json_to({"type": "ping"})
+            assert (await comm.receive_json_from(timeout=FRAME_WAIT))["type"] == "pong"  # the complete was handled
+            assert running() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "name", "labels"),
+    [
+        ("lost", "likha_realtime_events_total", {"outcome": "lost"}),
+        ("queue_dropped", "likha_realtime_events_total", {"outcome": "dropped_queue"}),
+        ("deliveries_dropped", "likha_realtime_events_total", {"outcome": "dropped_backlog"}),
+        ("publish_failures", "likha_realtime_channel_layer_errors_total", {"operation": "publish"}),
+        ("receive_failures", "likha_realtime_channel_layer_errors_total", {"operation": "receive"}),
+        ("slow_readers_closed", "likha_realtime_slow_reader_closes_total", {}),
+    ],
+)
+def test_each_event_counter_moves_its_metric(field: str, name: str, labels: dict[str, str]) -> None:
+    before_stat, counted = getattr(stats, field), moved(name, **labels)
+    stats.add(field, 3)
+    assert (getattr(stats, field) - before_stat, counted()) == (3, 3)
+
+
+def test_the_exposition_names_every_metric() -> None:
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain; version=")
+    for family in (
+        "likha_realtime_connections",
+        "likha_realtime_auth_total",
+        "likha_realtime_subscriptions",
+        "likha_realtime_events_total",
+        "likha_realtime_commit_to_send_seconds_bucket",
+        "likha_realtime_slow_reader_closes_total",
+        "likha_realtime_channel_layer_errors_total",
+    ):
+        assert f"# TYPE {family.removesuffix('_bucket').removesuffix('_total')}".encode() in body, family
