@@ -155,6 +155,8 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHQL_CONN_LIMIT": None,
     # Who may introspect the GraphQL schema (socket and HTTP): admin (superusers), all (the public role too) or off.
     "GRAPHQL_INTROSPECTION": "admin",
+    # GET on the GraphQL path serves strawberry's GraphiQL page, whose scripts come from a public CDN (unpkg.com).
+    "GRAPHQL_IDE": False,
     # The logs socket (PROTOCOL §7, admins only) on/off; off also leaves the log handler uninstalled.
     "LOGS_ENABLED": True,
     # Its URL path.
@@ -256,6 +258,7 @@ KINDS: dict[str, Kind] = {
     "GRAPHQL_AUTH_TIMEOUT": AUTH_TIMEOUT,
     "GRAPHQL_CONN_LIMIT": CONN_LIMIT,
     "GRAPHQL_INTROSPECTION": Choice(INTROSPECTION_MODES),
+    "GRAPHQL_IDE": Flag(),
     "LOGS_ENABLED": Flag(),
     "LOGS_PATH": UrlPath(),
     "LOGS_AUTH": AUTH_MODE,
@@ -308,6 +311,7 @@ ENVIRONMENT: dict[str, str] = {
     "WEBSOCKETS_GRAPHQL_AUTH_TIMEOUT": "GRAPHQL_AUTH_TIMEOUT",
     "WEBSOCKETS_GRAPHQL_CONN_LIMIT": "GRAPHQL_CONN_LIMIT",
     "GRAPHQL_INTROSPECTION": "GRAPHQL_INTROSPECTION",  # not only the socket's: HTTP /graphql too
+    "GRAPHQL_IDE": "GRAPHQL_IDE",
     "WEBSOCKETS_LOGS_ENABLED": "LOGS_ENABLED",
     "WEBSOCKETS_LOGS_PATH": "LOGS_PATH",
     "WEBSOCKETS_LOGS_AUTH": "LOGS_AUTH",

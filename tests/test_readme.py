@@ -452,10 +452,19 @@ def test_graphql_over_http_snippet_lists_the_dearest_products(start_server: Star
 
 
 @pytest.mark.live
-def test_get_graphql_serves_graphiql_as_the_readme_says(start_server: StartServer) -> None:
-    server = start_server()
+@pytest.mark.parametrize("ide", ["", "true"], ids=["default", "GRAPHQL_IDE"])
+def test_get_graphql_serves_graphiql_only_when_switched_on_as_the_readme_says(
+    start_server: StartServer, ide: str
+) -> None:
+    server = start_server(GRAPHQL_IDE=ide)
     page = urllib.request.Request(server.http + "/graphql", headers={"Accept": "text/html"})
-    with urllib.request.urlopen(page, timeout=10) as response:
-        assert response.status == 200
-        assert "<title>Strawberry GraphiQL</title>" in response.read().decode()
-    assert "`GET /graphql` in a browser opens strawberry's GraphiQL" in readme_prose()
+    if ide:
+        with urllib.request.urlopen(page, timeout=10) as response:
+            assert response.status == 200
+            assert "<title>Strawberry GraphiQL</title>" in response.read().decode()
+    else:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(page, timeout=10)
+        assert refused.value.code == 404
+    said = "`GET /graphql` in a browser serves strawberry's GraphiQL page only with `GRAPHQL_IDE=true`"
+    assert said in readme_prose()

@@ -13,6 +13,7 @@ from strawberry.django.views import AsyncGraphQLView
 from strawberry.types import ExecutionResult
 
 from likha_realtime.access.principal import Principal
+from likha_realtime.conf import realtime_settings
 from likha_realtime.graphql.limits import max_tokens
 from likha_realtime.graphql.schema import get_schema
 from likha_realtime.wire.codec import loads_bounded
@@ -27,8 +28,6 @@ class GraphQLView(AsyncGraphQLView):
     A subscription over HTTP (strawberry would stream it as multipart or server-sent events) is refused: its rights
     would be the request's for as long as it runs, and rights changes (PROTOCOL §3) reach sockets, not requests.
     """
-
-    graphql_ide = None
 
     def decode_json(self, data: str | bytes) -> object:
         return loads_bounded(data)
@@ -75,4 +74,7 @@ def graphql_view() -> Any:
     schema = get_schema()
     if schema is None:
         return None
-    return csrf_exempt(GraphQLView.as_view(schema=schema))
+    # strawberry's GraphiQL page loads React and GraphiQL from a public CDN: off unless GRAPHQL_IDE says so (a
+    # machine without internet would show "Loading..." for ever; a page of third-party scripts on the API's origin).
+    ide = "graphiql" if realtime_settings.GRAPHQL_IDE else None
+    return csrf_exempt(GraphQLView.as_view(schema=schema, graphql_ide=ide))

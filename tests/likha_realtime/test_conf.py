@@ -75,7 +75,7 @@ def typo(key: str, hint: str) -> checks.Warning:
 
 def test_defaults_and_kinds_have_the_same_literal_keys() -> None:
     assert list(KINDS) == list(DEFAULTS)
-    assert len(DEFAULTS) == 48
+    assert len(DEFAULTS) == 49
     assert not set(DEFAULTS) & set(auth_conf.DEFAULTS)
 
 
@@ -98,6 +98,8 @@ def test_socket_keys_are_settings_of_the_three_sockets() -> None:
 @pytest.mark.parametrize(("variable", "key"), ENVIRONMENT.items())
 def test_every_environment_variable_lands_under_its_key(variable: str, key: str) -> None:
     text, value = SAMPLES[KINDS[key]]
+    if KINDS[key] == Flag() and DEFAULTS[key] is False:  # a flag that is off by default: switched on
+        text, value = "On", True
     assert value != DEFAULTS[key]
     assert from_environ({variable: text}) == {key: value}
 
