@@ -53,6 +53,7 @@ FENCE = re.compile(r"^(\s*)```(.*)$")
 MARKER = re.compile(r"^<!--\s*(test|not run):\s*(\S.*?)\s*-->$")
 # Every name a README marker may use: each is run by exactly one test below.
 TESTED = {
+    "metrics",
     "http-change",
     "subscribe",
     "public",
@@ -439,6 +440,14 @@ def test_graphql_snippet_prints_the_first_update(
     assert_frame(line, {"data": {"products_mutated": {"key": "1", "event": "update", "data": row}}})
     assert client.finish() == []
     assert client.stderr == []
+
+
+@pytest.mark.live
+def test_operators_snippet_prints_readiness_and_who_may_read_the_metrics(start_server: StartServer, tmp_path: Path) -> None:
+    result = run_shell(snippet("metrics", start_server()), tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    shown = README.read_text().split("<!-- test: metrics -->", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    assert result.stdout == shown
 
 
 @pytest.mark.live
