@@ -443,7 +443,9 @@ def test_graphql_snippet_prints_the_first_update(
 
 
 @pytest.mark.live
-def test_operators_snippet_prints_readiness_and_who_may_read_the_metrics(start_server: StartServer, tmp_path: Path) -> None:
+def test_operators_snippet_prints_readiness_and_who_may_read_the_metrics(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     result = run_shell(snippet("metrics", start_server()), tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     shown = README.read_text().split("<!-- test: metrics -->", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
