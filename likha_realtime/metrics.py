@@ -8,7 +8,9 @@ Without it, ``/metrics`` answers for the process that serves the request. docs/O
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -65,7 +67,6 @@ REDIS_ERRORS = Counter(
 EVENT_OUTCOMES: dict[str, str] = {
     "published": "published",
     "received": "received",
-    "frames_sent": "delivered",
     "lost": "lost",
     "queue_dropped": "dropped_queue",
     "deliveries_dropped": "dropped_backlog",
@@ -79,17 +80,65 @@ EVENT_OUTCOMES: dict[str, str] = {
 LAYER_ERRORS: dict[str, str] = {"publish_failures": "publish", "receive_failures": "receive"}
 
 
+# Each EventStats field's counter (a labelled child made once: ``labels()`` takes a lock and a lookup per call, and
+# ``frames_sent`` moves once per frame).
+_COUNTERS: dict[str, Any] = {
+    **{field: EVENTS.labels(outcome) for field, outcome in EVENT_OUTCOMES.items()},
+    **{field: REDIS_ERRORS.labels(operation) for field, operation in LAYER_ERRORS.items()},
+    "slow_readers_closed": SLOW_READER_CLOSES,
+}
+
+
 def count_event(field: str, amount: int) -> None:
     """An ``EventStats`` counter moved by ``amount``: the matching Prometheus counter moves with it."""
-    if amount <= 0:
-        return
-    outcome = EVENT_OUTCOMES.get(field)
-    if outcome is not None:
-        EVENTS.labels(outcome).inc(amount)
-    elif field in LAYER_ERRORS:
-        REDIS_ERRORS.labels(LAYER_ERRORS[field]).inc(amount)
-    elif field == "slow_readers_closed":
-        SLOW_READER_CLOSES.inc(amount)
+    counter = _COUNTERS.get(field)
+    if counter is not None and amount > 0:
+        counter.inc(amount)
+
+
+class FrameMeter:
+    """Frames written to sockets, for the ``delivered`` counter and the commit-to-send histogram, at a cost per frame
+    the fan-out can carry (tens of thousands of frames a second; prometheus-client's ``inc`` takes a lock, 1.2 µs,
+    ``observe`` two, 2.4 µs): frames are counted here and handed to the counter on the event loop at most every
+    ``FLUSH_SECONDS``; a frame's commit-to-send time is observed unless a frame of the same event was observed less
+    than ``SAMPLE_SECONDS`` ago in this process (a fast-lane pass writes one event to a thousand idle sockets within
+    a few milliseconds: a few observations stand for them, and every later straggler is observed)."""
+
+    FLUSH_SECONDS = 0.1
+    SAMPLE_SECONDS = 0.005
+    clock = staticmethod(time.time)
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._event: object = None
+        self._observed_at = 0.0
+
+    def sent(self, event: object, published: float | None) -> None:
+        self.pending += 1
+        if self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self._flush_later)
+            except RuntimeError:  # no event loop in this thread: nothing would flush later
+                self.flush()
+        if published is not None:
+            now = self.clock()
+            if event is not self._event or now - self._observed_at >= self.SAMPLE_SECONDS:
+                self._event, self._observed_at = event, now
+                COMMIT_TO_SEND.observe(max(0.0, now - published))
+
+    def flush(self) -> None:
+        count, self.pending = self.pending, 0
+        if count:
+            DELIVERED.inc(count)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        self.flush()
+
+
+DELIVERED = EVENTS.labels("delivered")
+frames = FrameMeter()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -27,6 +27,7 @@ from tests.likha_realtime.support import (
     set_price,
     subscribe,
 )
+from tests.support import wait_until_async
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
 
@@ -93,7 +94,43 @@ async def test_a_delivered_frame_counts_and_its_commit_to_send_time_is_observed(
     await subscribe(comm, query={"fields": ["id", "price"]}, uid="m")
     await run_db(set_price, keys["M-1"], "4.00")
     assert (await next_frame(comm))["event"] == "update"
-    assert (delivered(), published(), observed()) == (1, 1, 1)
+    await wait_until_async(lambda: delivered() == 1, FRAME_WAIT)  # handed to the counter on the loop, batched
+    assert (published(), observed()) == (1, 1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_meter_observes_an_event_at_most_every_sample_period_and_every_other_event() -> None:
+    meter, clock = metrics.FrameMeter(), Clock()
+    meter.clock = clock  # type: ignore[method-assign]
+    observed = moved("likha_realtime_commit_to_send_seconds_count")
+    late = moved("likha_realtime_commit_to_send_seconds_bucket", le="0.25")
+    first, second = object(), object()
+    for _ in range(1000):  # one pass of one event to 1,000 sockets, within the same millisecond
+        meter.sent(first, clock.now - 0.2)
+    assert observed() == 1 and late() == 1
+    clock.now += 2 * meter.SAMPLE_SECONDS
+    meter.sent(first, clock.now - 0.2)  # a straggler of the same event, later
+    meter.sent(second, clock.now - 0.2)  # another event
+    meter.sent(second, None)  # an event whose publish time is not known: counted, not observed
+    assert observed() == 3
+    assert meter.pending == 0  # no event loop in this thread: handed to the counter at once
+
+
+async def test_the_meter_hands_frames_to_the_counter_on_the_loop_in_one_batch() -> None:
+    meter = metrics.FrameMeter()
+    delivered = moved("likha_realtime_events_total", outcome="delivered")
+    for _ in range(500):
+        meter.sent(object(), None)
+    assert (meter.pending, delivered()) == (500, 0)
+    await wait_until_async(lambda: delivered() == 500, FRAME_WAIT)
+    assert meter.pending == 0
 
 
 async def test_graphql_operations_count_while_they_run(seeded: dict[str, int]) -> None:
