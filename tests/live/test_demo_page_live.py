@@ -368,18 +368,20 @@ def test_the_graphql_panel_receives_products_mutated(
         page.page.screenshot(path=str(README_SCREENSHOT), full_page=True)
 
 
-def test_the_token_is_refreshed_before_it_expires(
+def test_the_token_is_refreshed_before_it_expires_and_pings_are_answered(
     chromium: Any, pages: list[DemoPage], start_server: StartServer, admin_token: str
 ) -> None:
-    # 6 s tokens: the page refreshes 20 % of the lifetime (1.2 s) before expiry, so twice within ~10 s.
-    short = start_server(ACCESS_TOKEN_TTL="6s")
+    # 6 s tokens: the page refreshes 20 % of the lifetime (1.2 s) before expiry, so twice within ~10 s. A ping
+    # every second: a page that did not answer would be closed 4408 after a period of silence.
+    short = start_server(ACCESS_TOKEN_TTL="6s", WEBSOCKETS_HEARTBEAT_PERIOD="1")
     page = open_page(pages, chromium, short)
     page.log_in(*EDITOR)
     page.wait_live()
     page.wait("() => window.demo.refreshes >= 2", timeout=30_000)
     assert page.text("#token-status").startswith("token refreshed at ")
 
-    # The REST socket took each new token in place: never closed, still the editor's (stock is readable).
+    # The REST socket took each new token in place and answered every ping: never closed, still the editor's
+    # (stock is readable).
     assert page.evaluate("window.demo.sockets.rest.opens") == 1
     assert page.evaluate("window.demo.sockets.rest.closes") == []
     # (The writer's token comes from the module's server: same database and signing key, a 15-minute lifetime.)
@@ -392,3 +394,52 @@ def test_the_token_is_refreshed_before_it_expires(
     page.wait("() => window.demo.sockets.graphql.closes.some(c => c.code === 4403)", timeout=30_000)
     page.wait_state("#graphql-state", "connected")
     page.screenshot("g-token-refreshed")
+
+
+@pytest.mark.parametrize("mode", ["public", "strict"])
+def test_the_page_works_in_the_other_auth_modes_and_logs_out(
+    chromium: Any, pages: list[DemoPage], start_server: StartServer, admin_token: str, mode: str
+) -> None:
+    # All three sockets in that mode (handshake, the default, is the module's server).
+    other = start_server(**{f"WEBSOCKETS_{name}_AUTH": mode for name in ("REST", "GRAPHQL", "LOGS")})
+    page = open_page(pages, chromium, other)
+    if mode == "public":
+        # No login needed: the public role's products, without stock, on the REST and the GraphQL socket.
+        page.wait_live()
+        page.wait_state("#sales_orders", "no-access")
+        page.wait_state("#graphql-state", "connected")
+        assert "stock" not in page.text("#graphql-query")
+        assert page.count('#products th[data-field="stock"]') == 0
+    else:
+        # Strict: the token goes on the URL at connect, so without a login no socket is opened.
+        page.wait_state("#rest-state", "login-required")
+        page.wait_state("#graphql-state", "login-required")
+        assert page.evaluate("window.demo.sockets.rest.opens + window.demo.sockets.graphql.opens") == 0
+
+    page.log_in(*ADMIN)
+    page.wait_live()
+    page.wait_state("#sales_orders", "live")
+    page.wait_state("#graphql-state", "connected")
+    page.wait_state("#log-lines", "live")
+    assert page.count('#products th[data-field="stock"]') == 1
+    assert "stock" in page.text("#graphql-query")
+    product = create_product(other, admin_token)
+    page.show_row(other, admin_token, product["id"])
+    stock = set_stock(other, admin_token, product["id"])
+    page.wait_text(cell(product["id"], "stock"), str(stock))
+    page.screenshot(f"h-{mode}-mode-admin")
+
+    # Logging out closes the session's sockets on purpose (no reconnect as the revoked user) and starts over as
+    # the public role.
+    page.page.click("#logout")
+    page.wait("() => window.demo.user === 'public'")
+    assert page.page.locator("#logs-panel").is_hidden()
+    assert page.text("#token-status") == "Logged out."
+    if mode == "public":
+        page.wait_live()
+        page.wait_state("#sales_orders", "no-access")
+        assert page.count('#products th[data-field="stock"]') == 0
+    else:
+        page.wait_state("#rest-state", "login-required")
+        assert page.count("#products tbody tr") == 0
+    assert page.text("#logs-state") == "admins only"

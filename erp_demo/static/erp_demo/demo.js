@@ -808,6 +808,12 @@
     demo.admin = Boolean(session && session.admin);
     showAccount(message);
     resetEditForm();
+    // Another identity, other rights: nothing read under the previous one stays on screen.
+    COLLECTIONS.forEach((collection) => clearPanel(collection, 'loading', 'Connecting…'));
+    setPanel('log-lines', 'logs-note', 'loading', 'Connecting…');
+    $('log-lines').replaceChildren();
+    $('graphql-events').replaceChildren();
+    demo.graphqlEvents.length = 0;
     rest.start();
     startGraphql();
     logs.start();
