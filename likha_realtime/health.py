@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connections
 
@@ -30,8 +30,24 @@ def _query_databases() -> None:
         connections.close_all()  # a health probe's thread keeps no connection: pooled ones go back to the pool
 
 
-async def database() -> None:
-    await sync_to_async(_query_databases, thread_sensitive=False)()
+class DatabaseCheck:
+    """``SELECT 1`` on a thread of its own, one at a time. A query the database never answers cannot be cancelled:
+    its thread waits for the pool's timeout. On the thread pool shared with Django (which logs every 4xx and 5xx
+    answer there) stuck checks would pile up and delay other requests; here a check still stuck when the next probe
+    comes makes that probe's answer ``timeout`` at once, and nothing else waits on it."""
+
+    def __init__(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="likha-readyz")
+        self._running: concurrent.futures.Future[None] | None = None
+
+    async def __call__(self) -> None:
+        if self._running is not None and not self._running.done():
+            raise TimeoutError("the previous database check has not finished")
+        self._running = self._executor.submit(_query_databases)
+        await asyncio.wrap_future(self._running)
+
+
+database = DatabaseCheck()
 
 
 async def channel_layer() -> None:

@@ -9,10 +9,14 @@ Without it, ``/metrics`` answers for the process that serves the request. docs/O
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -24,6 +28,19 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SOCKETS = ("rest", "graphql", "logs")
+MODES = ("public", "handshake", "strict")
+
+logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+_directory = os.environ.get(MULTIPROCESS_ENV)
+if _directory and not (os.path.isdir(_directory) and os.access(_directory, os.W_OK)):
+    # prometheus-client would fail at the first metric written: every socket's connect (HTTP 500). Say it at start.
+    raise ImproperlyConfigured(
+        f"{MULTIPROCESS_ENV}={_directory!r} is not a writable directory: create it before the server starts "
+        "(every server process of the deployment shares it; docs/OPERATIONS.md)"
+    )
 
 CONNECTIONS = Gauge(
     "likha_realtime_connections",
@@ -63,6 +80,55 @@ REDIS_ERRORS = Counter(
     ["operation"],
 )
 
+# Every series of the gauges exists from the start (at 0): Prometheus sees them before the first connection, and in
+# multi-process mode this process's file is written now, not at the first connect.
+for _socket in SOCKETS:
+    SUBSCRIPTIONS.labels(_socket)
+    for _mode in MODES:
+        CONNECTIONS.labels(_socket, _mode)
+
+
+def best_effort(function: F) -> F:
+    """Metrics never break what they measure: a failure to record (the multi-process directory removed under a
+    running server, a full disk) is logged once per function, and the socket, login or frame goes on."""
+    failed = False
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failed
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            if not failed:
+                failed = True
+                logger.exception("Could not record a metric in %s (logged once)", function.__name__)
+            return None
+
+    return guarded  # type: ignore[return-value]
+
+
+@best_effort
+def connection_opened(socket: str, mode: str) -> None:
+    CONNECTIONS.labels(socket, mode).inc()
+
+
+@best_effort
+def connection_closed(socket: str, mode: str) -> None:
+    CONNECTIONS.labels(socket, mode).dec()
+
+
+@best_effort
+def auth_result(socket: str, code: str | None) -> None:
+    """A login succeeded (``code`` None) or ended with the error ``code`` (a fixed set: no client text)."""
+    AUTH.labels(socket, "success" if code is None else "failure", "ok" if code is None else code).inc()
+
+
+@best_effort
+def subscriptions_changed(socket: str, delta: int) -> None:
+    if delta:
+        SUBSCRIPTIONS.labels(socket).inc(delta)
+
+
 # EventStats field -> (family, label) ; fields not listed are only in /server/info.
 EVENT_OUTCOMES: dict[str, str] = {
     "published": "published",
@@ -89,6 +155,7 @@ _COUNTERS: dict[str, Any] = {
 }
 
 
+@best_effort
 def count_event(field: str, amount: int) -> None:
     """An ``EventStats`` counter moved by ``amount``: the matching Prometheus counter moves with it."""
     counter = _COUNTERS.get(field)
@@ -111,30 +178,48 @@ class FrameMeter:
     def __init__(self) -> None:
         self.pending = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._event: object = None
         self._observed_at = 0.0
 
     def sent(self, event: object, published: float | None) -> None:
         self.pending += 1
-        if self._timer is None:
-            try:
-                self._timer = asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self._flush_later)
-            except RuntimeError:  # no event loop in this thread: nothing would flush later
-                self.flush()
+        if self._timer is None or (self._timer_loop is not None and self._timer_loop.is_closed()):
+            self._arm()  # (a timer on a closed loop never fires: a host, or a test, that ran another loop)
         if published is not None:
             now = self.clock()
             if event is not self._event or now - self._observed_at >= self.SAMPLE_SECONDS:
                 self._event, self._observed_at = event, now
-                COMMIT_TO_SEND.observe(max(0.0, now - published))
+                _observe(max(0.0, now - published))
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop in this thread: nothing would flush later
+            self._timer = self._timer_loop = None
+            self.flush()
+            return
+        self._timer_loop = loop
+        self._timer = loop.call_later(self.FLUSH_SECONDS, self._flush_later)
 
     def flush(self) -> None:
         count, self.pending = self.pending, 0
         if count:
-            DELIVERED.inc(count)
+            _delivered(count)
 
     def _flush_later(self) -> None:
-        self._timer = None
+        self._timer = self._timer_loop = None
         self.flush()
+
+
+@best_effort
+def _observe(seconds: float) -> None:
+    COMMIT_TO_SEND.observe(seconds)
+
+
+@best_effort
+def _delivered(count: int) -> None:
+    DELIVERED.inc(count)
 
 
 DELIVERED = EVENTS.labels("delivered")
@@ -153,6 +238,8 @@ def exposition() -> tuple[bytes, str]:
 
 
 def process_ended(pid: int | None = None) -> None:
-    """This server process is stopping: its live gauges (connections, subscriptions) stop counting."""
+    """This server process is stopping: the frames it counted are handed over, and its live gauges (connections,
+    subscriptions) stop counting."""
+    frames.flush()
     if os.environ.get(MULTIPROCESS_ENV):
         multiprocess.mark_process_dead(os.getpid() if pid is None else pid)

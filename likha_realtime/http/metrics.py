@@ -3,6 +3,7 @@ access token, one of ``METRICS_TOKENS`` (a scraper's bearer token) or a client i
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -36,9 +37,9 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     no credentials or those of a user who is not an active superuser."""
     if _allowed_address(request.META.get("REMOTE_ADDR")):
         return None
-    scheme, _, credential = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() == "bearer" and credential:
-        if _scraper_token(credential.strip()):
+    parts = request.META.get("HTTP_AUTHORIZATION", "").split()  # any whitespace, as simplejwt splits it
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        if _scraper_token(parts[1]):
             return None
         try:
             found = BearerSession().authenticate(request)  # type: ignore[arg-type]  # reads only HttpRequest.META
@@ -51,10 +52,12 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
 
 
 def _scraper_token(presented: str) -> bool:
-    """Compared with every configured token in constant time (no early exit that times which one matched)."""
+    """Compared with every configured token in constant time, as digests of equal length (``compare_digest`` of
+    texts of different lengths would tell a token's length; no early exit tells which one matched)."""
+    digest = hashlib.sha256(presented.encode()).digest()
     matched = False
     for token in realtime_settings.METRICS_TOKENS:
-        matched |= hmac.compare_digest(presented.encode(), str(token).encode())
+        matched |= hmac.compare_digest(digest, hashlib.sha256(str(token).encode()).digest())
     return matched
 
 

@@ -20,10 +20,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 
+from likha_realtime import metrics
 from likha_realtime.conf import realtime_settings, socket_auth, socket_conn_limit
 from likha_realtime.layers import RedisChannelLayer
 from likha_realtime.limits import MessageRate, TooManyMessages, UserBuckets
-from likha_realtime.metrics import AUTH, CONNECTIONS
 from likha_realtime.node import receive_surviving
 from likha_realtime.sockets.direct import DirectSender, direct_sender
 from likha_realtime.wire.codec import FrameError, decode_frame, encode_json
@@ -151,7 +151,7 @@ class RealtimeSocket(RealtimeAuthMixin):
         if self._counted:
             self.open_connections[self.socket] -= 1
             self._counted = False
-            CONNECTIONS.labels(self.socket, self._mode).dec()
+            metrics.connection_closed(self.socket, self._mode)
         self._uncount_user()
 
     def _uncount_user(self) -> None:
@@ -162,8 +162,7 @@ class RealtimeSocket(RealtimeAuthMixin):
             self._counted_user = None
 
     def auth_counted(self, error: RealtimeError | None) -> None:
-        reason = "ok" if error is None else str(error.code)
-        AUTH.labels(self.socket, "success" if error is None else "failure", reason).inc()
+        metrics.auth_result(self.socket, None if error is None else str(error.code))
 
     async def authorize(self, identity: Identity) -> RealtimeError | None:
         """Every login (URL token, ``auth``, ``connection_init``, a rights reload): the connection counts against
@@ -213,7 +212,7 @@ class RealtimeSocket(RealtimeAuthMixin):
         self.open_connections[self.socket] += 1
         self._counted = True
         self._mode = self.auth_policy()[0]
-        CONNECTIONS.labels(self.socket, self._mode).inc()
+        metrics.connection_opened(self.socket, self._mode)
         return await self.auth_url_token()
 
     async def socket_accepted(self, identity: Identity | None) -> bool:

@@ -16,13 +16,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
 
-from likha_realtime import origins
+from likha_realtime import metrics, origins
 from likha_realtime.access.principal import Principal
 from likha_realtime.access.subscriptions import removed
 from likha_realtime.backpressure import Backlog
 from likha_realtime.conf import realtime_settings
 from likha_realtime.graphql.limits import too_many_tokens
-from likha_realtime.metrics import SUBSCRIPTIONS
 from likha_realtime.sockets.base import LAYER_RECOVERED, RealtimeSocket
 from likha_realtime.sockets.graphql_messages import invalid_reason
 from likha_realtime.wire.codec import FrameTooLarge, check_size, loads_bounded
@@ -72,21 +71,20 @@ class CountedOperations(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in self:
-            SUBSCRIPTIONS.labels("graphql").inc()
+            metrics.subscriptions_changed("graphql", 1)
         super().__setitem__(key, value)
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
-        SUBSCRIPTIONS.labels("graphql").dec()
+        metrics.subscriptions_changed("graphql", -1)
 
     def pop(self, key: str, *default: Any) -> Any:
         if key in self:
-            SUBSCRIPTIONS.labels("graphql").dec()
+            metrics.subscriptions_changed("graphql", -1)
         return super().pop(key, *default)
 
     def clear(self) -> None:
-        if self:
-            SUBSCRIPTIONS.labels("graphql").dec(len(self))
+        metrics.subscriptions_changed("graphql", -len(self))
         super().clear()
 
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
+from likha_realtime import metrics
 from likha_realtime.access import subscriptions as subs
 from likha_realtime.access.items import items_reply
 from likha_realtime.access.principal import Principal
@@ -20,7 +21,6 @@ from likha_realtime.backpressure import Backlog, close_slow_reader, text_size
 from likha_realtime.conf import realtime_settings
 from likha_realtime.events.deliver import SharedRead
 from likha_realtime.events.fanout import get_dispatcher
-from likha_realtime.metrics import SUBSCRIPTIONS
 from likha_realtime.sockets.base import JsonSocketConsumer
 from likha_realtime.wire.codec import encode_json
 from likha_realtime.wire.errors import TooManySubscriptions
@@ -82,8 +82,7 @@ class RestConsumer(JsonSocketConsumer):
 
     @subscriptions.setter
     def subscriptions(self, subscriptions: Mapping[str, Subscription]) -> None:
-        if len(subscriptions) != len(self._subscriptions):
-            SUBSCRIPTIONS.labels("rest").inc(len(subscriptions) - len(self._subscriptions))
+        metrics.subscriptions_changed("rest", len(subscriptions) - len(self._subscriptions))
         self._subscriptions = MappingProxyType(dict(subscriptions))
         if self._listening:
             get_dispatcher().reroute(self)

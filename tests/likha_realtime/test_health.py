@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -80,3 +82,24 @@ async def test_a_probe_that_goes_away_does_not_cancel_the_others_check(monkeypat
     gate.set()
     assert await second == {"x": "ok"}
     assert runs == [1]
+
+
+async def test_a_database_check_still_stuck_makes_the_next_probe_time_out_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release, entered = threading.Event(), threading.Event()
+
+    def stuck() -> None:  # a query the database never answers (until the test ends)
+        entered.set()
+        release.wait()
+
+    monkeypatch.setattr(health, "_query_databases", stuck)
+    check = health.DatabaseCheck()
+    try:
+        assert await health.readiness(0.05, {"database": check}) == {"database": "timeout"}
+        assert entered.is_set()
+        started = time.monotonic()
+        assert await health.readiness(30.0, {"database": check}) == {"database": "timeout"}
+        assert time.monotonic() - started < 30.0  # answered without waiting for its bound: no second thread
+    finally:
+        release.set()

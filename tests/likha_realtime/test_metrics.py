@@ -3,7 +3,12 @@ events and their frames, the commit-to-send latency, slow-reader closes and chan
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -178,3 +183,63 @@ def test_the_exposition_names_every_metric() -> None:
         "likha_realtime_channel_layer_errors_total",
     ):
         assert f"# TYPE {family.removesuffix('_bucket').removesuffix('_total')}".encode() in body, family
+
+
+def test_the_meter_arms_again_after_its_event_loop_closed() -> None:
+    meter = metrics.FrameMeter()
+    delivered = moved("likha_realtime_events_total", outcome="delivered")
+
+    async def send_one() -> None:
+        meter.sent(object(), None)
+
+    asyncio.run(send_one())  # the loop closes before its flush timer fires
+    assert delivered() == 0
+
+    async def send_and_wait() -> None:
+        meter.sent(object(), None)
+        await wait_until_async(lambda: delivered() == 2, FRAME_WAIT)
+
+    asyncio.run(send_and_wait())
+
+
+def test_process_ended_hands_over_the_frames_still_counted() -> None:
+    metrics.frames.flush()  # what earlier tests' loops left
+    delivered = moved("likha_realtime_events_total", outcome="delivered")
+    metrics.frames.pending += 3
+    metrics.process_ended()
+    assert (metrics.frames.pending, delivered()) == (0, 3)
+
+
+async def test_a_metric_that_cannot_be_recorded_breaks_no_socket(
+    roles: Roles, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_: object) -> None:
+        raise FileNotFoundError("/gone/gauge_livesum_1.db")
+
+    monkeypatch.setattr(metrics.CONNECTIONS, "labels", broken)
+    monkeypatch.setattr(metrics.AUTH, "labels", broken)
+    with realtime(REST_AUTH="handshake", HEARTBEAT_ENABLED=False):
+        for _ in range(2):
+            comm = await connected_socket("/websockets")
+            assert (await ask(comm, {"type": "auth", "access_token": roles.editor}))["status"] == "ok"
+            await comm.disconnect()
+    logged = [record.getMessage() for record in caplog.records if record.name == "likha_realtime.metrics"]
+    assert logged == [
+        "Could not record a metric in connection_opened (logged once)",
+        "Could not record a metric in auth_result (logged once)",
+        "Could not record a metric in connection_closed (logged once)",
+    ]
+
+
+def test_a_multi_process_directory_that_does_not_exist_stops_the_import_with_its_name(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = subprocess.run(
+        [sys.executable, "-c", "import likha_realtime.metrics"],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"ImproperlyConfigured: PROMETHEUS_MULTIPROC_DIR='{missing}' is not a writable directory" in result.stderr

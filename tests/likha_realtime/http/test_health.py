@@ -47,5 +47,6 @@ def test_readyz_is_503_when_redis_is_unreachable_and_says_only_which_check_faile
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-def test_only_get_is_answered(path: str) -> None:
+def test_get_and_head_are_answered_and_nothing_else(path: str) -> None:
+    assert Client().head(path).status_code == 200  # some load balancers probe with HEAD
     assert Client().post(path).status_code == 405

@@ -30,6 +30,12 @@ def test_an_admin_token_reads_the_metrics_as_prometheus_text(roles: Roles) -> No
     assert "no-cache" in response["Cache-Control"]
 
 
+def test_the_bearer_scheme_is_read_as_simplejwt_reads_it(roles: Roles) -> None:
+    for header in (f"bearer {roles.admin}", f"Bearer\t{roles.admin}", f"  Bearer   {roles.admin} "):
+        assert Client().get("/metrics", HTTP_AUTHORIZATION=header).status_code == 200, repr(header)
+    assert Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {roles.admin} extra").status_code == 403
+
+
 @pytest.mark.parametrize("who", ["nobody", "editor"])
 def test_no_token_or_a_non_admin_token_is_forbidden(roles: Roles, who: str) -> None:
     response = get(None if who == "nobody" else roles.editor)
