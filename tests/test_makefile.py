@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.embedding.host import DEFAULT_POSTGRES_URL
-from tests.live.harness import ROOT
-from tests.live.test_browser_live import DEFAULT_CHROMIUM
+from tests.live.harness import DEFAULT_CHROMIUM, ROOT
 
 EXPORTED = ("TEST_DATABASE_URL", "CHROMIUM")
 # A target added to the Makefile's own (make -f Makefile -f probe.mk): prints what a recipe's environment holds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,10 +13,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+import pytest
 
 from tests.support import wait_until
 
@@ -233,3 +237,29 @@ class DaphneProcess:
         status, body = self.post("/auth/login", {"email": email, "password": password})
         assert status == 200, body
         return body["data"]
+
+
+# Debian's package (Playwright cannot download its own browser builds here): the Makefile installs it at this path and
+# exports CHROMIUM to the test run, so both name one file.
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM") or DEFAULT_CHROMIUM
+
+
+@contextlib.contextmanager
+def launch_chromium() -> Iterator[Any]:
+    """Debian's chromium under Playwright (headless); a clear failure, never a skip, when either is missing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"The browser tests need Debian's chromium at {CHROMIUM} (env CHROMIUM): run `make test`, which installs "
+            "it, or `apt-get update && apt-get install -y chromium`, or set CHROMIUM to the browser's path."
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("The browser tests need the playwright package pinned in requirements-dev.txt: `make install-dev`.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()

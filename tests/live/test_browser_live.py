@@ -11,7 +11,6 @@ first; without chromium these tests fail, not skip.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import uuid
@@ -22,13 +21,9 @@ from typing import Any
 import pytest
 
 from tests.live.conftest import ADMIN, StartServer
-from tests.live.harness import ROOT, DaphneProcess, free_port
+from tests.live.harness import ROOT, DaphneProcess, free_port, launch_chromium
 from tests.support import wait_until, write_until_seen
 
-# Debian's package (Playwright cannot download its own browser builds here): the Makefile installs it at this path and
-# exports CHROMIUM to the test run, so both name one file.
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM = os.environ.get("CHROMIUM") or DEFAULT_CHROMIUM
 PAGE_FILES = {
     "/page.html": (ROOT / "tests" / "live" / "browser" / "page.html", "text/html; charset=utf-8"),
     "/page.js": (ROOT / "tests" / "live" / "browser" / "page.js", "text/javascript; charset=utf-8"),
@@ -81,23 +76,12 @@ class PageSite:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's chromium under Playwright; a clear failure (never a skip) when either is missing."""
+    """Debian's chromium under Playwright; a clear failure (never a skip) when it or the page's files are missing."""
     missing = [path for path, _ in PAGE_FILES.values() if not path.exists()]
     if missing:
         pytest.fail(f"missing page files {missing}: run `make node_modules/.stamp` (npm ci) in the project root.")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"The browser tests need Debian's chromium at {CHROMIUM} (env CHROMIUM): run `make test`, which installs "
-            "it, or `apt-get update && apt-get install -y chromium`, or set CHROMIUM to the browser's path."
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("The browser tests need the playwright package pinned in requirements-dev.txt: `make install-dev`.")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 
 from tests.live.conftest import ADMIN, EDITOR, StartServer
-from tests.live.harness import ROOT, DaphneProcess
+from tests.live.harness import ROOT, DaphneProcess, launch_chromium
 from tests.support import write_until_seen
 
 # Debian's package (Playwright cannot download its own browser builds here), as in test_browser_live.py.
-CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 WAIT_MS = 15_000  # a bound for a failing test, not a pace
 RESTART_WAIT_MS = 40_000  # a server start (Django checks) plus a backoff of up to 10 s
 LIVE_BOUND_SECONDS = 1.0  # the issue's promise: an HTTP change is on the page within a second
@@ -37,20 +36,8 @@ STOCKS = itertools.count(1000)  # a fresh value for every write: an unchanged va
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's chromium under Playwright; a clear failure (never a skip) when either is missing."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"The browser tests need Debian's chromium at {CHROMIUM} (env CHROMIUM): run `make test`, which installs "
-            "it, or `apt-get update && apt-get install -y chromium`, or set CHROMIUM to the browser's path."
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("The browser tests need the playwright package pinned in requirements-dev.txt: `make install-dev`.")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -186,13 +173,19 @@ def open_page(pages: list[DemoPage], browser: Any, server: DaphneProcess) -> Dem
     return page
 
 
+def editor_page(pages: list[DemoPage], browser: Any, server: DaphneProcess) -> DemoPage:
+    """A page where the editor logged in and the products table is live."""
+    page = open_page(pages, browser, server)
+    page.log_in(*EDITOR)
+    page.wait_live()
+    return page
+
+
 def test_the_editor_sees_an_http_change_within_a_second(
     chromium: Any, pages: list[DemoPage], server: DaphneProcess, admin_token: str
 ) -> None:
     product = create_product(server, admin_token)
-    page = open_page(pages, chromium, server)
-    page.log_in(*EDITOR)
-    page.wait_live()
+    page = editor_page(pages, chromium, server)
     page.wait_state("#sales_orders", "live")
     assert page.count("#products tbody tr") > 0 and page.count("#sales_orders tbody tr") > 0
     assert page.count('#products thead th[data-field="stock"]') == 1  # the editor may read stock
@@ -219,9 +212,7 @@ def test_the_editor_saves_a_product_through_the_edit_form(
     chromium: Any, pages: list[DemoPage], server: DaphneProcess, admin_token: str
 ) -> None:
     product = create_product(server, admin_token)
-    page = open_page(pages, chromium, server)
-    page.log_in(*EDITOR)
-    page.wait_live()
+    page = editor_page(pages, chromium, server)
     page.show_row(server, admin_token, product["id"])
 
     page.page.click(cell(product["id"], "name"))
@@ -315,9 +306,7 @@ def test_the_page_reconnects_after_the_server_restarts(
     second: DaphneProcess | None = None
     try:
         product = create_product(first, admin_token)
-        page = open_page(pages, chromium, first)
-        page.log_in(*EDITOR)
-        page.wait_live()
+        page = editor_page(pages, chromium, first)
         page.wait_state("#graphql-state", "connected")
 
         first.stop()
@@ -345,9 +334,7 @@ def test_the_graphql_panel_receives_products_mutated(
     chromium: Any, pages: list[DemoPage], server: DaphneProcess, admin_token: str
 ) -> None:
     product = create_product(server, admin_token)
-    page = open_page(pages, chromium, server)
-    page.log_in(*EDITOR)
-    page.wait_live()
+    page = editor_page(pages, chromium, server)
     page.wait_state("#sales_orders", "live")
     page.wait_state("#graphql-state", "connected")
     assert "stock" in page.text("#graphql-query")
@@ -374,9 +361,7 @@ def test_the_token_is_refreshed_before_it_expires_and_pings_are_answered(
     # 6 s tokens: the page refreshes 20 % of the lifetime (1.2 s) before expiry, so twice within ~10 s. A ping
     # every second: a page that did not answer would be closed 4408 after a period of silence.
     short = start_server(ACCESS_TOKEN_TTL="6s", WEBSOCKETS_HEARTBEAT_PERIOD="1")
-    page = open_page(pages, chromium, short)
-    page.log_in(*EDITOR)
-    page.wait_live()
+    page = editor_page(pages, chromium, short)
     page.wait("() => window.demo.refreshes >= 2", timeout=30_000)
     assert page.text("#token-status").startswith("token refreshed at ")
 
