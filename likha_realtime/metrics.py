@@ -184,8 +184,8 @@ class FrameMeter:
 
     def sent(self, event: object, published: float | None) -> None:
         self.pending += 1
-        if self._timer is None or (self._timer_loop is not None and self._timer_loop.is_closed()):
-            self._arm()  # (a timer on a closed loop never fires: a host, or a test, that ran another loop)
+        if self._timer is None or not (self._timer_loop is not None and self._timer_loop.is_running()):
+            self._arm()  # (a timer on a loop that no longer runs never fires: a host, or a test, that ran another)
         if published is not None:
             now = self.clock()
             if event is not self._event or now - self._observed_at >= self.SAMPLE_SECONDS:
