@@ -93,14 +93,15 @@ async def test_rest_subscriptions_count_while_they_are_open(comm: WebsocketCommu
 
 async def test_a_delivered_frame_counts_and_its_commit_to_send_time_is_observed(comm: WebsocketCommunicator) -> None:
     keys = await run_db(make, ("M-1", "3.00"))
+    metrics.frames.flush()  # frames an earlier test's socket wrote, counted after its loop closed, are not ours
     delivered = moved("likha_realtime_events_total", outcome="delivered")
     published = moved("likha_realtime_events_total", outcome="published")
     observed = moved("likha_realtime_commit_to_send_seconds_count")
     await subscribe(comm, query={"fields": ["id", "price"]}, uid="m")
     await run_db(set_price, keys["M-1"], "4.00")
     assert (await next_frame(comm))["event"] == "update"
-    await wait_until_async(lambda: delivered() == 1, FRAME_WAIT)  # handed to the counter on the loop, batched
-    assert (published(), observed()) == (1, 1)
+    await wait_until_async(lambda: delivered() >= 1, FRAME_WAIT)  # handed to the counter on the loop, batched
+    assert (delivered(), published(), observed()) == (1, 1, 1)
 
 
 class Clock:
