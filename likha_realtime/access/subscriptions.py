@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from likha_realtime.access import reads, sharing
+from likha_realtime.access.collections import registry
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
 from likha_realtime.query import Unevaluable, parse_query
@@ -93,6 +94,13 @@ def parse_subscribe(message: dict[str, Any]) -> tuple[str, Any, str | None, Any]
     if query is not None and not isinstance(query, dict):
         raise InvalidPayload('Validation error: "query" must be an object.')
     return collection, query, event, item
+
+
+def registered_collection(message: dict[str, Any]) -> str | None:
+    """The subscribe message's collection when one of that name is registered (rights are not checked here, and
+    no database is read: ``subscribe`` does both), else ``None``."""
+    name = message.get("collection")
+    return name if isinstance(name, str) and registry.get(name) is not None else None
 
 
 def subscribe(principal: Principal, message: dict[str, Any]) -> tuple[Subscription, dict[str, Any]]:

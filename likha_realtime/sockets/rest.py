@@ -183,6 +183,12 @@ class RestConsumer(JsonSocketConsumer):
         uid = message.get("uid")
         if len(self.subscriptions) >= limit and (uid is None or str(uid) not in self.subscriptions):
             raise TooManySubscriptions(limit)  # a new one (the same uid again replaces, and is not counted twice)
+        collection = subs.registered_collection(message)
+        if collection is not None:
+            # Before the init read: once the init is sent, a write on another server process must reach this one.
+            # (A process's first subscriber to a collection would otherwise miss what was published between its
+            # init and the join.) Only registered names: a client cannot make this process join groups at will.
+            await get_dispatcher().join(collection)
         subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
         key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
         self.subscriptions = {**self.subscriptions, key: subscription}  # the same uid replaced only now it is valid

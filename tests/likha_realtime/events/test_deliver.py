@@ -5,21 +5,27 @@ query) pair of its subscribers, however many subscribers share it; a delete cost
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
 from erp_demo.models import Product
 from likha_realtime.events import capture
+from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.events.stats import stats
+from likha_realtime.events.transport import group_name
 from tests.likha_realtime.support import (
+    FRAME_WAIT,
     ID_SKU_PRICE,
     Roles,
+    ask,
     delete,
     event,
     make,
@@ -176,3 +182,38 @@ async def test_a_delete_costs_no_read_at_all_whatever_the_subscriber_count(roles
     assert frames == [event("delete", [keys["A-1"]], uid=f"s{i}") for i in range(20)]
     for socket in sockets:
         await socket.disconnect()
+
+
+# -- the collection's group is joined before the init ----------------------------------------------------------
+
+
+async def test_a_first_subscriber_is_in_its_collections_group_before_its_init_is_sent(
+    comm: WebsocketCommunicator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another server process's events reach this one only through the collection's group: a subscriber whose init
+    went out before this process joined it would miss a write made on another server right after its init."""
+    layer = get_channel_layer()
+    joining, joined = asyncio.Event(), asyncio.Event()
+    group_add = layer.group_add
+
+    async def held_join(group: str, channel: str) -> None:
+        if group == group_name("products"):
+            joining.set()
+            await joined.wait()
+        await group_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", held_join)
+    await comm.send_json_to({"type": "subscribe", "collection": "products", "query": {"fields": ["id"]}, "uid": "p"})
+    await asyncio.wait_for(joining.wait(), FRAME_WAIT)
+    assert comm.output_queue.empty()  # the init waits for the join
+    joined.set()
+    assert (await next_frame(comm))["event"] == "init"
+
+
+async def test_a_subscription_to_no_registered_collection_joins_no_group(comm: WebsocketCommunicator) -> None:
+    """A hostile client cannot make a server process join (and keep refreshing) groups of names it makes up."""
+    dispatcher = get_dispatcher()
+    before = set(dispatcher.channel.groups)
+    reply = await ask(comm, {"type": "subscribe", "collection": "made_up_1", "uid": "x"})
+    assert (reply["status"], reply["error"]["code"], reply["uid"]) == ("error", "FORBIDDEN", "x"), reply
+    assert set(dispatcher.channel.groups) == before
