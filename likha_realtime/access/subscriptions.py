@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from likha_realtime.access import reads, sharing
-from likha_realtime.access.collections import registry
 from likha_realtime.access.principal import Principal
 from likha_realtime.conf import realtime_settings
 from likha_realtime.query import Unevaluable, parse_query
@@ -96,26 +95,22 @@ def parse_subscribe(message: dict[str, Any]) -> tuple[str, Any, str | None, Any]
     return collection, query, event, item
 
 
-def registered_collection(message: dict[str, Any]) -> str | None:
-    """The subscribe message's collection when one of that name is registered (rights are not checked here, and
-    no database is read: ``subscribe`` does both), else ``None``."""
-    name = message.get("collection")
-    return name if isinstance(name, str) and registry.get(name) is not None else None
-
-
-def subscribe(principal: Principal, message: dict[str, Any]) -> tuple[Subscription, dict[str, Any]]:
-    """Validate and authorize a subscribe message (sync: reads the database); returns it and its init frame."""
+def prepare(principal: Principal, message: dict[str, Any]) -> Subscription:
+    """Validate and authorize a subscribe message (sync: may read the user's rights): the subscription, planned,
+    before its init read (``begin`` it, then read ``init_frame``)."""
     collection_name, raw_query, event, item = parse_subscribe(message)
     uid = message.get("uid")
-    since = time.monotonic()  # before the init read: an event received later may be newer than what it shows
-    subscription = Subscription(
-        None if uid is None else str(uid), collection_name, raw_query, event, item, None, since=since
-    )
+    subscription = Subscription(None if uid is None else str(uid), collection_name, raw_query, event, item, None)
     plan = plan_for(principal, collection_name, raw_query)
     if item is not None:  # one spelling per key ("05", "5" and 5 alike), as events carry it
         subscription = replace(subscription, item=plan.collection.to_key(item))
-    subscription = with_plan(subscription, plan)
-    return subscription, init_frame(subscription)
+    return with_plan(subscription, plan)
+
+
+def begin(subscription: Subscription) -> Subscription:
+    """``subscription`` hearing from now on (``since``): an event this process received earlier is in the init
+    read that follows; one received later may be newer than what that read shows, and is its."""
+    return replace(subscription, since=time.monotonic())
 
 
 def with_plan(subscription: Subscription, plan: reads.ReadPlan | None) -> Subscription:

@@ -147,10 +147,6 @@ class Dispatcher:
         self._routes(collection).route(listener)
         await self.channel.join(group_name(collection))
 
-    async def join(self, collection: str) -> None:
-        """Hear ``collection``'s events from every server process (no round trip once this process joined)."""
-        await self.channel.join(group_name(collection))
-
     def reroute(self, listener: Listener) -> None:
         """``listener``'s subscriptions changed: route it again in each collection it listens to."""
         for collection, listeners in self.listeners.items():

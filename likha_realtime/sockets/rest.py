@@ -183,20 +183,25 @@ class RestConsumer(JsonSocketConsumer):
         uid = message.get("uid")
         if len(self.subscriptions) >= limit and (uid is None or str(uid) not in self.subscriptions):
             raise TooManySubscriptions(limit)  # a new one (the same uid again replaces, and is not counted twice)
-        collection = subs.registered_collection(message)
-        if collection is not None:
-            # Before the init read: once the init is sent, a write on another server process must reach this one.
-            # (A process's first subscriber to a collection would otherwise miss what was published between its
-            # init and the join.) Only registered names: a client cannot make this process join groups at will.
-            await get_dispatcher().join(collection)
-        subscription, init = await database_sync_to_async(subs.subscribe)(self.principal, message)
+        subscription = await database_sync_to_async(subs.prepare)(self.principal, message)
         key = subscription.uid if subscription.uid is not None else f"\0{next(self._anonymous_ids)}"
+        # Listening before the init read (the frames of events received meanwhile wait for the auth lock this handler
+        # holds, so they follow the init): a write committed after the read but received before the subscription
+        # listened would otherwise reach it never. ``add`` also joins the collection's group first, so a write on
+        # another server process reaches this one too (a process's first subscriber used to get its init first).
+        subscription = subs.begin(subscription)
         self.subscriptions = {**self.subscriptions, key: subscription}  # the same uid replaced only now it is valid
         self._listening = True  # before add(): a connection that ends during it is still taken out (release())
-        # The init goes first (sending does not wait), so no event frame of this subscription precedes it; add()
-        # routes events to it before it waits for the group join.
+        try:
+            await get_dispatcher().add(subscription.collection, self)
+            init = await database_sync_to_async(subs.init_frame)(subscription)
+        except BaseException:
+            # No init: the uid is not subscribed (its error frame says so). What it replaced is not restored: it
+            # has stopped hearing events, and could have missed some.
+            if self.subscriptions.get(key) is subscription:
+                self.subscriptions = {k: s for k, s in self.subscriptions.items() if k != key}
+            raise
         await self.send_frame(init)
-        await get_dispatcher().add(subscription.collection, self)
         logger.info("rest socket subscribed to %s", subscription.collection)
 
     async def handle_unsubscribe(self, message: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connection
 
 from erp_demo.models import Product
+from likha_realtime.access import subscriptions as subs
 from likha_realtime.events import capture
 from likha_realtime.events.fanout import get_dispatcher
 from likha_realtime.events.stats import stats
@@ -36,6 +37,7 @@ from tests.likha_realtime.support import (
     set_price,
     subscribe,
 )
+from tests.support import wait_until_async
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_layer")]
 
@@ -217,3 +219,44 @@ async def test_a_subscription_to_no_registered_collection_joins_no_group(comm: W
     reply = await ask(comm, {"type": "subscribe", "collection": "made_up_1", "uid": "x"})
     assert (reply["status"], reply["error"]["code"], reply["uid"]) == ("error", "FORBIDDEN", "x"), reply
     assert set(dispatcher.channel.groups) == before
+
+
+async def test_a_write_committed_after_the_init_read_reaches_the_new_subscription(
+    comm: WebsocketCommunicator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The init shows the rows as its read found them; a write committed after that read, and received while the
+    init was still on its way (a busy process: the delivery worker runs), comes as an event frame after the init."""
+    keys = await run_db(make, ("W-1", "1.00"))
+    await subscribe(comm, query={"fields": ["id"]}, uid="other", collection="customers")
+    read, go_on = threading.Event(), threading.Event()
+    init_frame = subs.init_frame
+
+    def read_then_wait(subscription: Any) -> dict[str, Any]:
+        frame = init_frame(subscription)
+        read.set()
+        go_on.wait(FRAME_WAIT)
+        return frame
+
+    monkeypatch.setattr(subs, "init_frame", read_then_wait)
+    await comm.send_json_to({"type": "subscribe", "collection": "products", "query": {"fields": ["id", "price"]}})
+    assert await asyncio.to_thread(read.wait, FRAME_WAIT)
+    received = stats.received
+
+    def write() -> None:  # in a thread of its own: the database thread is held by the subscribe
+        set_price(keys["W-1"], "2.00")
+        connection.close()
+
+    await asyncio.to_thread(write)
+    queue = get_dispatcher().queue
+    await wait_until_async(lambda: stats.received > received and queue.empty(), FRAME_WAIT)  # the worker took it
+    go_on.set()
+    assert await next_frame(comm) == {
+        "type": "subscription",
+        "event": "init",
+        "data": [{"id": keys["W-1"], "price": "1.00"}],
+    }
+    assert await next_frame(comm) == {
+        "type": "subscription",
+        "event": "update",
+        "data": [{"id": keys["W-1"], "price": "2.00"}],
+    }

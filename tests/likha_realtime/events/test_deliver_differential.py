@@ -93,7 +93,7 @@ def subscribe_all(oracle: Oracle, connections: list[tuple[str, list[dict[str, An
         for index, message in enumerate(messages):
             message = {**message, "uid": f"{number}.{index}"}
             try:
-                subscription, _ = subscriptions.subscribe(principal, message)
+                subscription = subscriptions.begin(subscriptions.prepare(principal, message))
             except (Forbidden, InvalidQuery):
                 continue
             listener.subscriptions.append((subscription, message))

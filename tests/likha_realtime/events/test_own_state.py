@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def listening(principal: Principal, **message: Any) -> Listener:
     listener = Listener("listener")
-    subscription, _ = subscriptions.subscribe(principal, {"type": "subscribe", "uid": "s", **message})
+    subscription = subscriptions.begin(subscriptions.prepare(principal, {"type": "subscribe", "uid": "s", **message}))
     listener.subscriptions.append((subscription, message))
     return listener
 
